@@ -1,0 +1,15 @@
+//! utipc-proto: the sans-IO core of utipc, a user-space implementation of TIPC (the Linux
+//! cluster IPC protocol, version 2) that is wire-compatible with the Linux kernel's.
+//!
+//! This crate has no sockets, no threads and no clock reads. It holds:
+//!
+//! * [`wire`] — zero-copy views and parsed representations of every TIPC message the Linux
+//!   kernel sends, proven byte-exact against kernel captures.
+//!
+//! The protocol state machines (discovery, links, name table) are built on top of [`wire`];
+//! see `docs/ARCHITECTURE.md` at the repository root for the plan.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod addr;
+pub mod wire;
