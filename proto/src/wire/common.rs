@@ -217,11 +217,12 @@ pub(crate) fn extra_header<'a>(p: &Packet<&'a [u8]>, std_len: usize) -> &'a [u8]
     h.get(std_len..).unwrap_or(&[])
 }
 
-/// Checks that a representation's header length is a legal hsize (multiple of 4, 24..=60).
+/// Checks that a representation's header length is a legal hsize (multiple of 4, 24..=60) and
+/// that its payload is within what receivers accept (66,000 bytes, spec §1.6).
 pub(crate) fn check_emit_len(header_len: usize, payload_len: usize) -> bool {
     header_len.is_multiple_of(4)
         && (super::MIN_H_SIZE..=super::MAX_H_SIZE).contains(&header_len)
-        && header_len + payload_len <= super::MAX_MSG_SIZE
+        && payload_len <= super::MAX_USER_MSG_SIZE
 }
 
 #[cfg(test)]

@@ -226,7 +226,8 @@ pub struct DiscoveryRepr<'a> {
     pub suggested_addr: u32,
     /// The 128-bit node id, when the payload carries it.
     pub node_id: Option<NodeId>,
-    /// Payload bytes after the node id (none from Linux).
+    /// Payload bytes after the node id (none from Linux); without a node id, the whole payload,
+    /// which is then shorter than a node id.
     pub extra_payload: &'a [u8],
 }
 
@@ -280,10 +281,18 @@ impl<'a> DiscoveryRepr<'a> {
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
         let len = self.buffer_len();
         need("emit buffer", len, p.as_bytes().len())?;
-        if self.node_id.is_none() && !self.extra_payload.is_empty() {
+        // Without a node id the payload must be too short to be read back as one (that is how
+        // `parse` leaves a payload of 1–15 bytes), or the bytes would not parse to this repr.
+        if self.node_id.is_none() && self.extra_payload.len() >= NODE_ID_LEN {
             return Err(Error::Invalid {
                 field: "node_id",
                 value: 0,
+            });
+        }
+        if len - MAX_H_SIZE > super::MAX_USER_MSG_SIZE {
+            return Err(Error::Invalid {
+                field: "size",
+                value: len as u32,
             });
         }
         common::emit_start(
