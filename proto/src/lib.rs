@@ -12,4 +12,13 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod bearer;
+pub mod link;
+pub mod name_distr;
+pub mod name_table;
+pub mod node;
+pub mod rand;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+pub mod time;
 pub mod wire;
