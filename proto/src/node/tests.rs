@@ -560,3 +560,121 @@ fn peer_stopping_takes_the_node_down_at_once() {
         c.now() - t0
     );
 }
+
+#[test]
+fn partitions_heal_and_name_tables_reconverge() {
+    run_seeds("partition_heal", seeds(4), |seed| {
+        let mut c = Cluster::new(4, seed, SegmentConfig::default());
+        c.wait_mesh(Duration::from_secs(10));
+        let ports: Vec<u32> = (0..4)
+            .map(|i| bind_service(&mut c, i, 100 + i as u32))
+            .collect();
+        c.net.run_for(Duration::from_millis(100));
+        // Split {0, 1} from {2, 3}.
+        for (a, b) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
+            let (x, y) = (c.nodes[a], c.nodes[b]);
+            c.net.partition(x, y);
+        }
+        c.net.run_for(Duration::from_secs(4));
+        let (a2, a3) = (c.addr(2), c.addr(3));
+        for i in [0, 1] {
+            assert_eq!(c.node(i).peers_up(), 1, "node {i} (seed {seed})");
+            assert!(
+                !c.node(i)
+                    .name_table()
+                    .iter()
+                    .any(|b| b.node == a2 || b.node == a3),
+                "bindings of the lost side purged (seed {seed})"
+            );
+        }
+        // A binding made during the partition reaches the other side after healing.
+        let late = bind_service(&mut c, 2, 999);
+        c.net.heal_all();
+        // Links left in RESET keep sending RESETs (every 16th tick), so contact returns within
+        // seconds even though discovery has slowed down.
+        c.wait_mesh(Duration::from_secs(30));
+        wait_binding(&mut c, 0, 999, 1);
+        for i in 0..4 {
+            wait_binding(&mut c, i, 100, 1);
+            wait_binding(&mut c, i, 103, 1);
+        }
+        let r = c.node(0).name_table().iter().any(|b| b.port == late);
+        assert!(r, "seed {seed}");
+        assert_eq!(ports.len(), 4);
+    });
+}
+
+#[test]
+fn bearer_failure_takes_the_node_down_and_recovery_brings_it_back() {
+    let mut c = Cluster::new(2, 9, SegmentConfig::default());
+    c.wait_mesh(Duration::from_secs(5));
+    let (n0, n1) = (c.nodes[0], c.nodes[1]);
+    let a1 = c.addr(1);
+    c.net.set_bearer_up(n1, BearerId(0), false);
+    let down = c
+        .net
+        .run_until_cond(Duration::from_secs(5), |net| !net.node(n0).peer_up(a1));
+    assert!(down);
+    c.net.set_bearer_up(n1, BearerId(0), true);
+    c.wait_mesh(Duration::from_secs(30));
+    let ev = c.drain_events(0);
+    let downs = ev
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::NodeDown { .. }))
+        .count();
+    let ups = ev
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::NodeUp { .. }))
+        .count();
+    assert_eq!((downs, ups), (1, 2));
+    assert!(c.node(0).peer_up(a1) && c.node(1).peer_up(c.addr(0)));
+    let _ = n1;
+}
+
+#[test]
+fn eight_nodes_with_per_link_latency_multicast_to_every_binding() {
+    run_seeds("eight_node_multicast", seeds(3), |seed| {
+        let n = 8;
+        let mut c = Cluster::new(n, seed, SegmentConfig::default());
+        // Uneven paths: some pairs are 2 ms apart, one direction is lossy.
+        let seg = c.seg;
+        for (a, b) in [(0, 5), (2, 7), (3, 4)] {
+            let slow = SegmentConfig {
+                latency: Duration::from_millis(2),
+                ..SegmentConfig::default()
+            };
+            let (x, y) = (c.nodes[a], c.nodes[b]);
+            c.net.set_direction_config(seg, x, y, Some(slow));
+            c.net.set_direction_config(seg, y, x, Some(slow));
+        }
+        let (x, y) = (c.nodes[1], c.nodes[6]);
+        c.net.set_direction_config(seg, x, y, Some(lossy()));
+        c.wait_mesh(Duration::from_secs(20));
+        let ports: Vec<u32> = (0..n)
+            .map(|i| bind_service(&mut c, i, 500 + i as u32))
+            .collect();
+        for i in 0..n {
+            wait_binding(&mut c, 0, 500 + i as u32, 1);
+        }
+        let src = c.node_mut(0).open_port();
+        let now = c.now();
+        let to = Addr::Range {
+            service_type: SVC,
+            lower: 500,
+            upper: 599,
+        };
+        for k in 0..20u8 {
+            c.node_mut(0)
+                .send(now, src, to, SendOpts::default(), &[k; 100])
+                .expect("multicast");
+        }
+        c.net.run_for(Duration::from_secs(2));
+        for (i, &p) in ports.iter().enumerate() {
+            let mut got = Vec::new();
+            while let Some(r) = c.node_mut(i).recv(p) {
+                got.push(r.data[0]);
+            }
+            assert_eq!(got, (0..20).collect::<Vec<u8>>(), "node {i} (seed {seed})");
+        }
+    });
+}
