@@ -7,4 +7,7 @@
 //! `utipc-proto`.
 
 pub mod capture;
+pub mod config;
 pub mod decode;
+pub mod mgmt;
+pub mod service;
