@@ -21,36 +21,8 @@ use crate::wire::{
 /// At most this much of a rejected message's data goes back to its sender.
 pub const MAX_REJECT_DATA: usize = 1024;
 
-/// A destination, as the socket API names them (spec §13).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Addr {
-    /// A socket: port on node (0 = this node).
-    Socket {
-        /// Port.
-        port: u32,
-        /// Node address.
-        node: u32,
-    },
-    /// One socket bound to `instance` of `service_type` (anycast), looked up at `domain`
-    /// (0 = anywhere).
-    Service {
-        /// Service type.
-        service_type: u32,
-        /// Instance.
-        instance: u32,
-        /// Lookup node (0 = any).
-        domain: u32,
-    },
-    /// Every socket bound to a range overlapping lower..=upper (multicast).
-    Range {
-        /// Service type.
-        service_type: u32,
-        /// Lower bound.
-        lower: u32,
-        /// Upper bound.
-        upper: u32,
-    },
-}
+/// A destination, as the socket API names them (spec §13): the `sockaddr_tipc` address kinds.
+pub use crate::wire::sockaddr::TipcAddr as Addr;
 
 /// Per-message send options (the socket options of spec §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,6 +60,8 @@ pub enum SendError {
     Congested,
     /// More than 66,000 bytes of data.
     TooLarge,
+    /// An address type the socket API does not define.
+    BadAddress,
 }
 
 impl core::fmt::Display for SendError {
@@ -101,6 +75,9 @@ impl core::fmt::Display for SendError {
             Self::Unreachable => "no working link to the destination node",
             Self::Congested => "link congested: retry after the backlog drains",
             Self::TooLarge => "a message carries at most 66,000 bytes",
+            Self::BadAddress => {
+                "unknown address type: use a socket address, service address or service range"
+            }
         })
     }
 }
@@ -381,6 +358,7 @@ impl Node {
                 }
                 result
             }
+            Addr::Unknown { .. } => Err(SendError::BadAddress),
         }
     }
 
