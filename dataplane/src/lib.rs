@@ -23,6 +23,7 @@
 pub mod bearer;
 pub mod ether;
 pub mod pcap;
+pub mod runtime;
 mod sys;
 
 #[cfg(test)]

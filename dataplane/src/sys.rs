@@ -577,3 +577,34 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result
     let n = retry(|| cvt(unsafe { libc::poll(&raw mut pfd, 1, ms) }))?;
     Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR) != 0)
 }
+
+/// Waits up to `timeout` for any of `fds` to become readable; sets `ready[i]` for each that is.
+/// A timeout below 1 ms is rounded up to 1 ms unless it is zero (poll(2) counts milliseconds).
+pub(crate) fn poll_many(
+    fds: &[BorrowedFd<'_>],
+    timeout: Duration,
+    ready: &mut Vec<bool>,
+) -> io::Result<usize> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = if timeout.is_zero() {
+        0
+    } else {
+        c_int::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(c_int::MAX)
+    };
+    let nfds = libc::nfds_t::try_from(pfds.len()).unwrap_or(libc::nfds_t::MAX);
+    // SAFETY: `pfds` is a live, exclusively borrowed array of `nfds` pollfd structs.
+    let n = retry(|| cvt(unsafe { libc::poll(pfds.as_mut_ptr(), nfds, ms) }))?;
+    ready.clear();
+    ready.extend(
+        pfds.iter()
+            .map(|p| p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0),
+    );
+    Ok(usize::try_from(n).unwrap_or(0))
+}

@@ -15,6 +15,7 @@ use crate::bearer::{Bearer, RxMeta};
 mod netns;
 mod packet;
 mod raw;
+mod runtime;
 mod tap;
 mod udp;
 

@@ -135,6 +135,12 @@ impl Netns {
         ns
     }
 
+    /// The namespace file's descriptor, for `setns` on a thread the caller spawns (valid while
+    /// `self` lives).
+    pub(crate) fn file_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// The namespace's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
