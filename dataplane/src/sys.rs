@@ -274,9 +274,9 @@ pub(crate) fn if_nametoindex(ifname: &str) -> io::Result<u32> {
     }
 }
 
-/// The interface (name, index) that holds `ip`, searched with `getifaddrs` in the calling
-/// thread's network namespace. `Ok(None)` if no interface has it.
-pub(crate) fn iface_with_addr(ip: IpAddr) -> io::Result<Option<(String, u32)>> {
+/// Every (interface name, IP address) pair of the calling thread's network namespace, from
+/// `getifaddrs`.
+pub(crate) fn if_addrs() -> io::Result<Vec<(String, IpAddr)>> {
     /// Frees the list on every path out.
     struct List(*mut libc::ifaddrs);
     impl Drop for List {
@@ -289,6 +289,7 @@ pub(crate) fn iface_with_addr(ip: IpAddr) -> io::Result<Option<(String, u32)>> {
     // SAFETY: getifaddrs writes a list head into `head`, a live local.
     cvt(unsafe { libc::getifaddrs(&raw mut head) })?;
     let list = List(head);
+    let mut out = Vec::new();
     let mut cur = list.0;
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs built, alive until `list` drops.
@@ -299,18 +300,28 @@ pub(crate) fn iface_with_addr(ip: IpAddr) -> io::Result<Option<(String, u32)>> {
         }
         // SAFETY: `ifa_addr` is non-null and points at a sockaddr of the family it names,
         // allocated by getifaddrs with room for that family's struct.
-        let found = unsafe { sockaddr_ip(ifa.ifa_addr) };
-        if found != Some(ip) {
+        let Some(ip) = (unsafe { sockaddr_ip(ifa.ifa_addr) }) else {
             continue;
-        }
+        };
         // SAFETY: `ifa_name` is a non-null, NUL-terminated string owned by the list.
         let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
             .to_string_lossy()
             .into_owned();
-        let index = if_nametoindex(&name)?;
-        return Ok(Some((name, index)));
+        out.push((name, ip));
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// The interface (name, index) that holds `ip`, searched with `getifaddrs` in the calling
+/// thread's network namespace. `Ok(None)` if no interface has it.
+pub(crate) fn iface_with_addr(ip: IpAddr) -> io::Result<Option<(String, u32)>> {
+    match if_addrs()?.into_iter().find(|(_, a)| *a == ip) {
+        Some((name, _)) => {
+            let index = if_nametoindex(&name)?;
+            Ok(Some((name, index)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The IP address of a `sockaddr_in`/`sockaddr_in6`, `None` for other families.

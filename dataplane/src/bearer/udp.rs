@@ -98,6 +98,18 @@ pub enum UdpMode {
     },
 }
 
+/// The IP addresses of interface `iface` in this network namespace, IPv4 first, so that
+/// `udp:IFACE` can pick the address to bind and advertise.
+pub fn iface_addresses(iface: &str) -> io::Result<Vec<IpAddr>> {
+    let mut v: Vec<IpAddr> = sys::if_addrs()?
+        .into_iter()
+        .filter(|(name, _)| name == iface)
+        .map(|(_, ip)| ip)
+        .collect();
+    v.sort_by_key(|ip| (ip.is_ipv6(), ip.is_loopback()));
+    Ok(v)
+}
+
 /// The multicast group iproute2's `tipc bearer enable media udp` picks when no remote is given:
 /// `228.0.<id >> 8>.<id & 0xff>` for IPv4 (4711 → 228.0.18.103) and, for IPv6, `ff02::`
 /// followed by the id's *decimal* digits read as hex (4711 → ff02::4711).

@@ -1282,4 +1282,6 @@ impl crate::sim::SimNode for Node {
 }
 
 #[cfg(test)]
+mod replay_tests;
+#[cfg(test)]
 mod tests;

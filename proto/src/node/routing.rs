@@ -464,7 +464,9 @@ impl Node {
             }
             return;
         }
-        if d.common.flags.syn || d.msg_type == DataType::Conn {
+        // The SYN bit asks for a connection on every type but MCAST_MSG, where it marks the
+        // first message after a broadcast/replicast switch (spec §6.4) and is delivered as usual.
+        if (d.common.flags.syn && d.msg_type != DataType::Mcast) || d.msg_type == DataType::Conn {
             // Connections arrive with a later issue: refuse like a port without a listener.
             self.reject(now, &d, ErrorCode::NoPort);
             return;
