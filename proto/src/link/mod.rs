@@ -298,6 +298,10 @@ pub struct Link {
     rst_cnt: u32,
     /// snd_nxt at the previous tick of an up link ("no progress" detection, spec §5.5).
     checkpoint: Option<u16>,
+    /// The broadcast ack our last STATE carried: a tick sends a STATE when the broadcast
+    /// receive link has acked more since (spec §5.6), so the peer's broadcast packets are
+    /// released without waiting for other traffic.
+    last_state_bc_ack: Option<u16>,
     /// Counter carried in STATE seqnos when the peer has LINK_PROTO_SEQNO.
     snd_nxt_state: u16,
     /// Lowest STATE counter still accepted.
@@ -330,6 +334,7 @@ impl Link {
             silent_intv_cnt: 0,
             rst_cnt: 0,
             checkpoint: None,
+            last_state_bc_ack: None,
             snd_nxt_state: 1,
             rcv_nxt_state: 1,
             tx,

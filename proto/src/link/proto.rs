@@ -64,6 +64,9 @@ impl Link {
         if self.state.is_blocked() || !self.is_up() {
             return;
         }
+        if !bc.rcv_ack_invalid {
+            self.last_state_bc_ack = Some(bc.rcv_ack);
+        }
         let rcv_nxt = self.rx.rcv_nxt;
         let mut rcvgap = opts.rcvgap;
         if (opts.probe || opts.probe_reply)

@@ -62,8 +62,15 @@ impl Link {
             return;
         }
         let parked = self.rx.deferred_len() > 0;
-        let state =
-            self.rx.rcv_unacked > 0 || self.tx.transmit_len() > 0 || parked || bc.bc_gap != 0;
+        let bc_unacked = !bc.rcv_ack_invalid
+            && self
+                .last_state_bc_ack
+                .is_some_and(|acked| acked != bc.rcv_ack);
+        let state = self.rx.rcv_unacked > 0
+            || self.tx.transmit_len() > 0
+            || parked
+            || bc.bc_gap != 0
+            || bc_unacked;
         let mut probe = self.silent_intv_cnt > 0 || parked;
         self.silent_intv_cnt = self.silent_intv_cnt.saturating_add(1);
         let snd_nxt = self.tx.snd_nxt();

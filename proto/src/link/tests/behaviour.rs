@@ -739,3 +739,23 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn tick_acks_broadcast_progress_without_other_traffic() {
+    let mut l = up();
+    let mut out = LinkOutput::default();
+    let t = l.poll_timeout().expect("armed");
+    l.send_state(t, false, &BC_UP, &mut out);
+    // Nothing pending on the unicast link; only the broadcast receive link moved.
+    let bc = BcastCtx {
+        rcv_ack: 7,
+        ..BC_UP
+    };
+    let (_, out) = tick(&mut l, &bc);
+    let states: Vec<_> = out.transmit.iter().map(|p| parse(p)).collect();
+    assert_eq!(states.len(), 1, "one STATE carries the new broadcast ack");
+    assert_eq!(states[0].base.common.bcast_ack, 7);
+    // Acked now: the next tick has no reason beyond the idle probe.
+    let (_, out) = tick(&mut l, &bc);
+    assert!(out.transmit.iter().all(|p| parse(p).probe));
+}
