@@ -9,6 +9,10 @@ ensure_cargo
 # tshark: the codec's frames are checked against Wireshark's TIPC dissector.
 ensure_packages tshark
 export UTIPC_REQUIRE_TSHARK=1
+# Bearer and daemon tests run real sockets in network namespaces: as root they must not skip.
+if [ "$(id -u)" -eq 0 ]; then
+    export UTIPC_REQUIRE_NETNS=1
+fi
 
 start=$(date +%s)
 step() { echo; echo "==> $* (t+$(( $(date +%s) - start ))s)"; }
