@@ -678,3 +678,142 @@ fn eight_nodes_with_per_link_latency_multicast_to_every_binding() {
         }
     });
 }
+
+/// A cluster of nodes with the given identities (for address-collision tests).
+fn cluster_with_ids(ids: &[NodeId], seed: u64) -> Cluster {
+    let mut net = Network::new(seed);
+    let seg = net.add_segment(SegmentConfig::default());
+    let mut nodes = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let idx = net.add_node(Node::new(NodeConfig::new(*id, seed + i as u64)));
+        net.attach(idx, BearerId(0), seg, mac(i));
+        nodes.push(idx);
+    }
+    let now = net.now();
+    for (i, &idx) in nodes.iter().enumerate() {
+        let cfg = BearerConfig::new("eth:sim0", "sim0", MediaKind::Eth, mac(i));
+        net.node_mut(idx).add_bearer(now, cfg).expect("bearer");
+    }
+    Cluster { net, nodes, seg }
+}
+
+#[test]
+fn address_trial_resolves_colliding_hashes() {
+    // Two different identities whose 32-bit hashes are equal (spec §3.1, §3.2).
+    let mut a = [0u8; 16];
+    a[3] = 1;
+    let mut b = [0u8; 16];
+    b[7] = 1;
+    let (ia, ib) = (NodeId(a), NodeId(b));
+    assert_eq!(ia.hash(), ib.hash());
+    run_seeds("trial_collision", seeds(4), |seed| {
+        let mut c = cluster_with_ids(&[ia, ib], seed);
+        c.wait_mesh(Duration::from_secs(15));
+        assert_ne!(c.addr(0), c.addr(1), "seed {seed}");
+        assert!(c.node(0).addr_committed() && c.node(1).addr_committed());
+    });
+    // A late joiner whose hash collides with a committed node takes the suggested address.
+    let mut c = cluster_with_ids(&[ia], 7);
+    c.net.run_for(Duration::from_secs(3));
+    let first = c.addr(0);
+    let idx = c.net.add_node(Node::new(NodeConfig::new(ib, 8)));
+    let seg = c.seg;
+    c.net.attach(idx, BearerId(0), seg, mac(1));
+    let now = c.now();
+    c.net
+        .node_mut(idx)
+        .add_bearer(
+            now,
+            BearerConfig::new("eth:sim0", "sim0", MediaKind::Eth, mac(1)),
+        )
+        .expect("bearer");
+    c.nodes.push(idx);
+    c.wait_mesh(Duration::from_secs(10));
+    assert_eq!(c.addr(0), first, "the established node keeps its address");
+    assert_ne!(c.addr(1), first);
+}
+
+#[test]
+fn node_scope_bindings_stay_local_and_other_networks_are_ignored() {
+    let mut c = Cluster::new(2, 11, SegmentConfig::default());
+    c.wait_mesh(Duration::from_secs(5));
+    let now = c.now();
+    let n0 = c.node_mut(0);
+    let local = n0.open_port();
+    n0.bind(now, local, Scope::Node, SVC, 42, 42).expect("bind");
+    c.net.run_for(Duration::from_millis(100));
+    assert!(!c.node(1).name_table().iter().any(|b| b.service_type == SVC));
+    // Node 0 itself can reach it; node 1 cannot.
+    let src0 = c.node_mut(0).open_port();
+    let to = Addr::Service {
+        service_type: SVC,
+        instance: 42,
+        domain: 0,
+    };
+    let now = c.now();
+    c.node_mut(0)
+        .send(now, src0, to, SendOpts::default(), b"local")
+        .expect("local send");
+    assert_eq!(
+        c.node_mut(0).recv(local).map(|r| r.data),
+        Some(b"local".to_vec())
+    );
+    let src1 = c.node_mut(1).open_port();
+    assert_eq!(
+        c.node_mut(1).send(now, src1, to, SendOpts::default(), b"x"),
+        Err(SendError::NoRoute)
+    );
+    // A node of another cluster (net id) on the same segment never links.
+    let mut cfg = NodeConfig::new("othernet".parse().expect("id"), 5);
+    cfg.net_id = 4712;
+    let idx = c.net.add_node(Node::new(cfg));
+    let seg = c.seg;
+    c.net.attach(idx, BearerId(0), seg, mac(2));
+    let now = c.now();
+    c.net
+        .node_mut(idx)
+        .add_bearer(
+            now,
+            BearerConfig::new("eth:sim0", "sim0", MediaKind::Eth, mac(2)),
+        )
+        .expect("bearer");
+    c.net.run_for(Duration::from_secs(5));
+    assert_eq!(c.net.node(idx).peers_up(), 0);
+    assert_eq!(c.node(0).peers_up(), 1);
+    assert!(c.node(0).stats().foreign_net > 0);
+}
+
+#[test]
+fn a_binding_withdrawn_in_flight_returns_no_name() {
+    let mut c = Cluster::new(
+        2,
+        12,
+        SegmentConfig {
+            latency: Duration::from_millis(5),
+            ..SegmentConfig::default()
+        },
+    );
+    c.wait_mesh(Duration::from_secs(5));
+    let p1 = bind_service(&mut c, 1, 77);
+    wait_binding(&mut c, 0, 77, 1);
+    let src = c.node_mut(0).open_port();
+    let strict = SendOpts {
+        dest_droppable: false,
+        ..SendOpts::default()
+    };
+    let now = c.now();
+    let to = Addr::Service {
+        service_type: SVC,
+        instance: 77,
+        domain: 0,
+    };
+    c.node_mut(0)
+        .send(now, src, to, strict, b"too late")
+        .expect("send");
+    // The socket goes away while the message is on the wire (5 ms one way).
+    c.node_mut(1).close_port(now, p1).expect("close");
+    c.net.run_for(Duration::from_millis(100));
+    let r = c.node_mut(0).recv(src).expect("returned");
+    assert_eq!(r.error, Some(ErrorCode::NoName));
+    assert_eq!(r.data, b"too late");
+}
