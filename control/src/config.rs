@@ -286,3 +286,61 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The node options as command-line flags, shared by `utipcd` and the embedded commands.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NodeArgs {
+    /// Node identity: text (≤ 16 of [0-9A-Za-z.:_@-]) or ≤ 32 hex digits. Default: derived
+    /// from the first bearer's address, as the kernel does.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Network (cluster) id, 1..=9999.
+    #[arg(long = "net-id")]
+    pub net_id: Option<u32>,
+    /// Bearer: eth:IFACE, xdp:IFACE or udp:IFACE[,remote=IP]... (repeatable).
+    #[arg(long = "bearer")]
+    pub bearers: Vec<String>,
+    /// Link tolerance in ms (50..=30000, default 1500).
+    #[arg(long)]
+    pub tolerance: Option<u64>,
+    /// TOML file with the same keys (id, net_id, bearers, tolerance_ms); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    /// Merges the file (if any) and the flags.
+    pub fn resolve(&self) -> Result<NodeOptions, ConfigError> {
+        let mut o = match &self.config {
+            Some(p) => NodeOptions::from_file(p)?,
+            None => NodeOptions::default(),
+        };
+        if let Some(id) = &self.id {
+            o.set_id(id)?;
+        }
+        if let Some(n) = self.net_id {
+            o.set_net_id(n)?;
+        }
+        if let Some(t) = self.tolerance {
+            o.set_tolerance_ms(t)?;
+        }
+        if !self.bearers.is_empty() {
+            o.bearers = self
+                .bearers
+                .iter()
+                .map(|b| BearerSpec::parse(b))
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(o)
+    }
+}
+
+/// The run directory of utipcd (its sockets): `$UTIPC_RUN_DIR`, else `/run/utipc`.
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("UTIPC_RUN_DIR").map_or_else(|| PathBuf::from("/run/utipc"), PathBuf::from)
+}
+
+/// The daemon's control socket in `dir`.
+pub fn control_socket(dir: &Path) -> PathBuf {
+    dir.join("ctl.sock")
+}

@@ -8,6 +8,10 @@
 
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod decode;
+pub mod messaging;
 pub mod mgmt;
+pub mod mgmt_client;
+pub mod node_setup;
 pub mod service;

@@ -1,0 +1,184 @@
+//! Turning [`NodeOptions`] into a running node: open the bearers, derive the identity when
+//! none is given (as the kernel does from the first bearer), build the [`NodeRuntime`].
+//! Shared by `utipcd` and every embedded `utipc` command.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use utipc_dataplane::bearer::Bearer;
+use utipc_dataplane::bearer::packet::PacketBearer;
+use utipc_dataplane::bearer::udp::{TIPC_UDP_PORT, UdpBearer, UdpBearerConfig, iface_addresses};
+use utipc_dataplane::runtime::NodeRuntime;
+use utipc_proto::addr::{NODE_ID_LEN, NodeId};
+use utipc_proto::node::{Node, NodeConfig};
+use utipc_proto::wire::discovery::MediaAddr;
+
+use crate::config::{BearerSpec, NodeOptions};
+
+/// Why a node could not be started; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No bearer was configured.
+    #[error(
+        "no bearer: give --bearer eth:IFACE or --bearer udp:IFACE (or bearers = [...] in the config)"
+    )]
+    NoBearer,
+    /// A bearer could not be opened.
+    #[error("bearer {name}: {source}")]
+    Bearer {
+        /// Bearer name.
+        name: String,
+        /// The IO error, which says why.
+        source: io::Error,
+    },
+    /// The interface of a UDP bearer has no IP address.
+    #[error(
+        "bearer {0}: the interface has no IP address; add one (ip addr add ...) or give local=IP"
+    )]
+    NoAddress(String),
+    /// An AF_XDP bearer was requested where it is not available.
+    #[error(
+        "bearer xdp:{0}: the AF_XDP bearer is not available in this build; use eth:{0} (AF_PACKET)"
+    )]
+    NoXdp(String),
+    /// The node refused the bearer (more than three).
+    #[error("bearer {0}: {1}")]
+    Node(String, utipc_proto::node::NodeError),
+}
+
+/// An opened bearer with its names.
+struct Opened {
+    bearer: Box<dyn Bearer + Send>,
+    name: String,
+    if_name: String,
+}
+
+fn open(spec: &BearerSpec, net_id: u32) -> Result<Opened, SetupError> {
+    let name = spec.name();
+    let io_err = |source| SetupError::Bearer {
+        name: name.clone(),
+        source,
+    };
+    match spec {
+        BearerSpec::Eth { iface } => {
+            let b = PacketBearer::open(iface).map_err(io_err)?;
+            Ok(Opened {
+                bearer: Box::new(b),
+                name: name.clone(),
+                if_name: iface.clone(),
+            })
+        }
+        BearerSpec::Xdp { iface } => Err(SetupError::NoXdp(iface.clone())),
+        BearerSpec::Udp {
+            iface,
+            remotes,
+            local,
+        } => {
+            let local = match local {
+                Some(ip) => *ip,
+                None => *iface_addresses(iface)
+                    .map_err(io_err)?
+                    .first()
+                    .ok_or_else(|| SetupError::NoAddress(name.clone()))?,
+            };
+            let mut cfg = UdpBearerConfig::new(local, net_id);
+            cfg.iface = Some(iface.clone());
+            cfg.remotes = remotes
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, TIPC_UDP_PORT))
+                .collect();
+            let b = UdpBearer::open(cfg).map_err(io_err)?;
+            Ok(Opened {
+                bearer: Box::new(b),
+                name: name.clone(),
+                if_name: iface.clone(),
+            })
+        }
+    }
+}
+
+/// The identity the kernel derives from a bearer when none is configured: the MAC for
+/// Ethernet, the 16 bytes of the IP address union for UDP (spec §3.1).
+pub fn derived_id(media: &MediaAddr) -> NodeId {
+    match media {
+        MediaAddr::Eth(mac) => NodeId::from_mac(*mac),
+        MediaAddr::Udp(sa) => {
+            let mut id = [0u8; NODE_ID_LEN];
+            match sa.ip() {
+                IpAddr::V4(ip) => id[..4].copy_from_slice(&ip.octets()),
+                IpAddr::V6(ip) => id.copy_from_slice(&ip.octets()),
+            }
+            NodeId(id)
+        }
+        MediaAddr::Ib(hw) => {
+            let mut id = [0u8; NODE_ID_LEN];
+            id.copy_from_slice(&hw[4..20]);
+            NodeId(id)
+        }
+        MediaAddr::Raw(raw) => {
+            let mut id = [0u8; NODE_ID_LEN];
+            id.copy_from_slice(&raw[..NODE_ID_LEN]);
+            NodeId(id)
+        }
+    }
+}
+
+/// A seed that differs per process and start (not for cryptography): the node's signature and
+/// link sessions must change across restarts so peers see a reboot.
+pub fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let local = 0u8;
+    t ^ (u64::from(std::process::id()) << 32) ^ (&raw const local as u64).rotate_left(17)
+}
+
+/// Opens every bearer and starts the node on them.
+pub fn start(opts: &NodeOptions, seed: u64) -> Result<NodeRuntime, SetupError> {
+    if opts.bearers.is_empty() {
+        return Err(SetupError::NoBearer);
+    }
+    let mut opened = Vec::new();
+    for spec in &opts.bearers {
+        opened.push(open(spec, opts.net_id)?);
+    }
+    let id = match opts.id {
+        Some(id) => id,
+        None => derived_id(&opened[0].bearer.local_addr()),
+    };
+    let mut cfg = NodeConfig::new(id, seed);
+    cfg.net_id = opts.net_id;
+    let mut rt = NodeRuntime::new(Node::new(cfg));
+    for o in opened {
+        let name = o.name.clone();
+        rt.add_bearer(o.bearer, &o.name, &o.if_name, opts.tolerance)
+            .map_err(|e| SetupError::Node(name, e))?;
+    }
+    Ok(rt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_follow_the_kernel() {
+        let mac = derived_id(&MediaAddr::Eth([0x52, 0x54, 0, 0x18, 1, 1]));
+        assert_eq!(mac.to_string(), "525400180101");
+        let v4 = derived_id(&MediaAddr::Udp("198.18.1.11:6118".parse().expect("addr")));
+        assert_eq!(&v4.0[..5], &[198, 18, 1, 11, 0]);
+        assert_ne!(fresh_seed(), 0);
+    }
+
+    #[test]
+    fn no_bearer_and_xdp_say_what_to_do() {
+        let e = start(&NodeOptions::default(), 1).expect_err("no bearer");
+        assert!(e.to_string().contains("--bearer"));
+        let mut o = NodeOptions::default();
+        o.bearers.push(BearerSpec::Xdp {
+            iface: "veth0".into(),
+        });
+        let e = start(&o, 1).expect_err("xdp");
+        assert!(e.to_string().contains("eth:veth0"), "{e}");
+    }
+}
