@@ -290,7 +290,7 @@ mod tests {
 /// The node options as command-line flags, shared by `utipcd` and the embedded commands.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NodeArgs {
-    /// Node identity: text (≤ 16 of [0-9A-Za-z.:_@-]) or ≤ 32 hex digits. Default: derived
+    /// Node identity: text (≤ 16 of `[0-9A-Za-z.:_@-]`) or ≤ 32 hex digits. Default: derived
     /// from the first bearer's address, as the kernel does.
     #[arg(long)]
     pub id: Option<String>,
