@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 ensure_cargo
 # tshark: the codec's frames are checked against Wireshark's TIPC dissector.
-ensure_packages tshark
+ensure_packages tshark clang libbpf-dev iproute2
 export UTIPC_REQUIRE_TSHARK=1
 # Bearer and daemon tests run real sockets in network namespaces: as root they must not skip.
 if [ "$(id -u)" -eq 0 ]; then
