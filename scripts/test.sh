@@ -7,11 +7,15 @@ cd "$(dirname "$0")/.."
 
 ensure_cargo
 # tshark: the codec's frames are checked against Wireshark's TIPC dissector.
-ensure_packages tshark clang libbpf-dev iproute2
+ensure_packages tshark clang libbpf-dev iproute2 tcpdump
 export UTIPC_REQUIRE_TSHARK=1
 # Bearer and daemon tests run real sockets in network namespaces: as root they must not skip.
 if [ "$(id -u)" -eq 0 ]; then
     export UTIPC_REQUIRE_NETNS=1
+    # Interop with Linux kernel TIPC under qemu: scripts/kernel-peer.sh installs qemu, the
+    # Debian kernel and busybox itself; building the guest image first keeps test timing clean.
+    export UTIPC_REQUIRE_KERNEL_PEER=1
+    scripts/kernel-peer.sh build >/dev/null
 fi
 
 start=$(date +%s)
