@@ -254,4 +254,46 @@ impl NodeRuntime {
         self.node.shutdown(now);
         self.flush();
     }
+
+    /// One non-blocking cycle, the duty cycle of the poll-mode engine (`crate::engine`): read
+    /// the clock once, take up to [`RX_BATCH`] frames from every bearer, run the node's timers
+    /// if one is due, and send everything the node queued (also what commands queued since
+    /// the last cycle). Never waits. Returns the work done: frames received, timer runs and
+    /// frames handed to (or refused by) the bearers; 0 means the node was idle.
+    ///
+    /// Receive errors are counted in each bearer's stats, send errors in [`RuntimeStats`].
+    pub fn do_work(&mut self) -> usize {
+        self.stats.cycles += 1;
+        let before = self.stats;
+        let now = self.clock.now();
+        for i in 0..self.bearers.len() {
+            self.drain_bearer(now, i);
+        }
+        let mut timers = 0u64;
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle_timeout(now);
+            timers = 1;
+        }
+        self.flush();
+        let after = self.stats;
+        let work = (after.rx_frames - before.rx_frames)
+            + (after.tx_frames - before.tx_frames)
+            + (after.tx_errors - before.tx_errors)
+            + (after.tx_no_bearer - before.tx_no_bearer)
+            + timers;
+        usize::try_from(work).unwrap_or(usize::MAX)
+    }
+
+    /// Appends the descriptors an idle runtime waits on (one per bearer) to `fds`. Borrowed:
+    /// they stay open as long as the runtime (bearers are never removed).
+    pub fn wait_fds(&self, fds: &mut Vec<std::os::fd::RawFd>) {
+        fds.extend(self.bearers.iter().flatten().map(|b| b.raw_fd()));
+    }
+
+    /// How long from now until the node's next timer falls due (zero if it is due), or `None`
+    /// if no timer is armed: the longest an idle runtime may sleep.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let t = self.node.poll_timeout()?;
+        Some(t.saturating_since(self.clock.now()))
+    }
 }

@@ -619,3 +619,217 @@ pub(crate) fn poll_many(
     );
     Ok(usize::try_from(n).unwrap_or(0))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Engine: eventfd doorbells, epoll, CPU affinity, thread CPU time
+
+/// A non-blocking, close-on-exec eventfd with a zero counter (a doorbell).
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with constant arguments and no pointers.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by eventfd(2): it is open and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd's counter, making it readable. A full counter (`EAGAIN`, after 2^64-2
+/// rings nobody read) is fine: the descriptor is readable already.
+pub(crate) fn eventfd_ring(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one: u64 = 1;
+    none_if_would_block(retry(|| {
+        // SAFETY: the pointer and length describe `one`, a live u64 on our stack; the kernel
+        // only reads it.
+        cvt_len(unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                (&raw const one).cast::<c_void>(),
+                size_of::<u64>(),
+            )
+        })
+    }))
+    .map(drop)
+}
+
+/// Reads (and so resets) an eventfd's counter: `Ok(None)` if it was zero.
+pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<Option<u64>> {
+    let mut value: u64 = 0;
+    let n = none_if_would_block(retry(|| {
+        // SAFETY: the pointer and length describe `value`, a live, exclusively borrowed u64;
+        // the kernel writes exactly 8 bytes into it.
+        cvt_len(unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                (&raw mut value).cast::<c_void>(),
+                size_of::<u64>(),
+            )
+        })
+    }))?;
+    Ok(n.map(|_| value))
+}
+
+/// A close-on-exec epoll instance.
+pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with a constant argument and no pointers.
+    let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by epoll_create1(2): it is open and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Watches `fd` for readability (level-triggered), reporting `token` when it is ready. The
+/// descriptor is borrowed: epoll forgets it by itself when its file is closed.
+pub(crate) fn epoll_add(
+    epoll: BorrowedFd<'_>,
+    fd: std::os::fd::RawFd,
+    token: u64,
+) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: `ev` is a live epoll_event the kernel only reads; `fd` is a plain number (a
+    // closed or foreign one makes the call fail with EBADF, nothing worse).
+    cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) })
+        .map(drop)
+}
+
+/// Stops watching `fd`.
+pub(crate) fn epoll_del(epoll: BorrowedFd<'_>, fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: EPOLL_CTL_DEL ignores the event pointer (null is allowed since Linux 2.6.9).
+    cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, ptr::null_mut()) })
+        .map(drop)
+}
+
+/// Waits up to `timeout` (rounded *up* to whole milliseconds, so a deadline is never missed by
+/// waking early; zero does not wait) for events, filling `events`; returns how many. A signal
+/// interrupting the wait returns `Ok(0)`, like a timeout.
+pub(crate) fn epoll_wait(
+    epoll: BorrowedFd<'_>,
+    events: &mut [libc::epoll_event],
+    timeout: Duration,
+) -> io::Result<usize> {
+    let ms = if timeout.is_zero() {
+        0
+    } else {
+        c_int::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(c_int::MAX)
+    };
+    let max = c_int::try_from(events.len()).unwrap_or(c_int::MAX);
+    // SAFETY: `events` is a live, exclusively borrowed array of at least `max` epoll_event
+    // structs; the kernel writes at most `max` of them.
+    let r = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), max, ms) };
+    match cvt(r) {
+        Ok(n) => Ok(usize::try_from(n).unwrap_or(0)),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// As [`epoll_wait`], but with a nanosecond timeout (`epoll_pwait2(2)`, Linux 5.11 and glibc
+/// 2.35), so sub-millisecond parks are not rounded up to a whole millisecond. Falls back to
+/// [`epoll_wait`] where the call is missing (`ENOSYS`, remembered) or the C library lacks it.
+pub(crate) fn epoll_wait_precise(
+    epoll: BorrowedFd<'_>,
+    events: &mut [libc::epoll_event],
+    timeout: Duration,
+) -> io::Result<usize> {
+    #[cfg(target_env = "gnu")]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static MISSING: AtomicBool = AtomicBool::new(false);
+        if !MISSING.load(Ordering::Relaxed) {
+            let ts = libc::timespec {
+                tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+                // Below 10^9, so it fits a c_long of any width.
+                tv_nsec: timeout.subsec_nanos() as libc::c_long,
+            };
+            let max = c_int::try_from(events.len()).unwrap_or(c_int::MAX);
+            // SAFETY: `events` is a live, exclusively borrowed array of at least `max`
+            // epoll_event structs the kernel writes at most `max` of; `ts` is a live timespec it
+            // only reads; a null sigmask leaves the signal mask alone.
+            let r = unsafe {
+                libc::epoll_pwait2(
+                    epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    max,
+                    &raw const ts,
+                    ptr::null(),
+                )
+            };
+            match cvt(r) {
+                Ok(n) => return Ok(usize::try_from(n).unwrap_or(0)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    MISSING.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    epoll_wait(epoll, events, timeout)
+}
+
+/// Largest CPU number a `cpu_set_t` can name, plus one.
+pub(crate) const CPU_SET_CAPACITY: usize = 8 * size_of::<libc::cpu_set_t>();
+
+/// Restricts the calling thread to `cpus` (each below [`CPU_SET_CAPACITY`]).
+pub(crate) fn set_thread_affinity(cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= CPU_SET_CAPACITY {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("CPU {cpu} is beyond the {CPU_SET_CAPACITY} CPUs a cpu_set_t holds"),
+            ));
+        }
+        // SAFETY: `cpu` is below the set's capacity (checked above), so the bit is inside it.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: the pointer and length describe `set`, a live cpu_set_t the kernel only reads;
+    // pid 0 is the calling thread.
+    cvt(unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) })
+        .map(drop)
+}
+
+/// The CPUs the calling thread may run on, ascending.
+pub(crate) fn thread_affinity() -> io::Result<Vec<usize>> {
+    // SAFETY: as in `set_thread_affinity`.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    // SAFETY: the pointer and length describe `set`, a live, exclusively borrowed cpu_set_t
+    // the kernel fills; pid 0 is the calling thread.
+    cvt(unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) })?;
+    Ok((0..CPU_SET_CAPACITY)
+        // SAFETY: every index is below the set's capacity, so the bit is inside it.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+unsafe extern "C" {
+    // In glibc's libc.so.6 since 2.34 (libpthread before, which std links) and in musl; the
+    // libc crate does not declare it for Linux.
+    fn pthread_getcpuclockid(thread: libc::pthread_t, clock_id: *mut libc::clockid_t) -> c_int;
+}
+
+fn clock_time(clock: libc::clockid_t) -> io::Result<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, exclusively borrowed timespec the kernel fills.
+    cvt(unsafe { libc::clock_gettime(clock, &raw mut ts) })?;
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    Ok(Duration::new(secs, nanos))
+}
+
+/// CPU time another thread of this process has used. `thread` must be a thread that is not
+/// joined or detached yet (a std `JoinHandle` guarantees that while it is held).
+pub(crate) fn thread_cpu_time(thread: libc::pthread_t) -> io::Result<Duration> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a live, exclusively borrowed clockid_t; `thread` names a joinable
+    // thread (the caller's contract), which glibc and musl only look up, never dereference
+    // after it ended.
+    let r = unsafe { pthread_getcpuclockid(thread, &raw mut clock) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    clock_time(clock)
+}

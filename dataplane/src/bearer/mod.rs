@@ -34,10 +34,12 @@ use std::time::Duration;
 use utipc_proto::bearer::{Dest, MediaKind};
 use utipc_proto::wire::discovery::MediaAddr;
 
+pub mod fault;
 pub mod packet;
 pub mod pcap_tap;
 mod stats;
 pub mod udp;
+pub mod xdp;
 
 pub use self::stats::{
     BearerCounters, BearerStats, ErrorLog, ErrorReport, ErrorSample, IoDirection, RxDrops,

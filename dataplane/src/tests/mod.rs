@@ -12,12 +12,15 @@ use utipc_proto::wire::{Flags, Packet};
 
 use crate::bearer::{Bearer, RxMeta};
 
+mod engine;
+mod fault;
 mod netns;
 mod packet;
 mod raw;
 mod runtime;
 mod tap;
 mod udp;
+mod xdp;
 
 /// How long a test waits for a frame that must arrive.
 const ARRIVE: Duration = Duration::from_secs(5);
