@@ -1,13 +1,16 @@
 //! `utipcd`, the node daemon: one node on its bearers, a management socket, a log.
 //!
-//! Everything runs on one thread. Each turn of the loop is one [`NodeRuntime::poll`] cycle that
-//! also watches a single extra descriptor, an epoll instance holding the management listener,
-//! the management clients, the signal pipes and the in-process stop pipe. An epoll descriptor
-//! is readable when any descriptor in it is ready, so the runtime's `poll(2)` (which only asks
-//! for POLLIN) also wakes for clients that became *writable*: that is what lets a large
-//! response go out through a per-client buffer without ever blocking the node. The loop sleeps
-//! until a bearer, a client or a signal is ready or the node's next timer is due; it never
-//! spins.
+//! The daemon is one agent of the poll-mode engine (`utipc_dataplane::engine`), run on one
+//! engine thread (pinned to `--cpu` if given) while the main thread waits for it to end. Each
+//! duty cycle is one [`NodeRuntime::do_work`] (frames, timers, sends) plus a non-blocking look
+//! at an epoll instance holding the management listener, the management clients, the signal
+//! pipes and the in-process stop pipe. Between cycles that found nothing to do the thread idles
+//! as `--idle` says: `spin`, `backoff` (the default: spin, yield, then park up to 10 ms) or
+//! `block`. The sleeping strategies sleep on the bearers and that epoll descriptor until the
+//! node's next timer or the earliest client timeout. An epoll descriptor is readable when any
+//! descriptor in it is ready, so the engine also wakes for clients that became *writable*:
+//! that is what lets a large response go out through a per-client buffer without ever blocking
+//! the node.
 //!
 //! The management protocol is in [`crate::mgmt`]: one JSON object per line in each direction.
 //! A client may send several requests on one connection; they are answered in order. Per
@@ -16,14 +19,16 @@
 //! that does not read its answers is throttled by its own socket buffer and costs the daemon
 //! no memory beyond that.
 //!
-//! [`run`] is the whole program behind the `utipcd` binary; [`Daemon`] is the loop, usable
-//! in-process (tests, embedding) with [`Daemon::run_once`] and a [`StopHandle`]; the binary adds [`Signals`].
+//! [`run`] is the whole program behind the `utipcd` binary; [`Daemon`] is the agent, usable
+//! in-process (tests, embedding) on an engine ([`Daemon::run`]) or an
+//! [`AgentInvoker`](utipc_dataplane::engine::AgentInvoker), and stopped with a [`StopHandle`];
+//! the binary adds [`Signals`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -31,6 +36,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value as Json, json};
+use utipc_dataplane::engine::{
+    self, Agent, AgentContext, CpuList, Engine, EngineConfig, EngineError, IdleKind, ThreadingMode,
+};
 use utipc_dataplane::runtime::NodeRuntime;
 use utipc_proto::link::DownReason;
 use utipc_proto::name_table::{Binding, Scope};
@@ -53,8 +61,10 @@ pub const MAX_CLIENTS: usize = 64;
 /// clients cannot hold the [`MAX_CLIENTS`] slots for ever.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Longest sleep of one loop turn when nothing else bounds it (the node's timers usually do).
-const MAX_IDLE_WAIT: Duration = Duration::from_secs(60);
+/// A busy daemon looks at its management epoll set (one `epoll_wait`) at least every this many
+/// duty cycles, so a busy node spends its cycles on frames; a cycle in which the node was idle
+/// always looks.
+const MGMT_EVERY: u32 = 8;
 
 /// Requests answered for one client in one turn, so a client pipelining many requests cannot
 /// starve the node or the other clients; the rest are answered in the next turns.
@@ -98,6 +108,9 @@ pub enum DaemonError {
     /// The node could not be started on its bearers.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// The engine did not start (e.g. a `--cpu` list the process may not use) or stop.
+    #[error("{0}")]
+    Engine(EngineError),
     /// Another daemon answers on the socket.
     #[error(
         "another utipcd is running on {dir} (it answers on {sock}): stop it first, or give this \
@@ -638,7 +651,7 @@ impl Client {
 // ---------------------------------------------------------------------------------------------
 // The daemon
 
-/// Why [`Daemon::run_once`] says to stop.
+/// Why the daemon stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// SIGTERM or SIGINT (its name).
@@ -647,8 +660,8 @@ pub enum Stop {
     Requested,
 }
 
-/// Asks a [`Daemon`] on another thread to stop; its next [`Daemon::run_once`] returns
-/// [`Stop::Requested`].
+/// Asks a [`Daemon`] on another thread to stop: the daemon wakes, its duty cycle records
+/// [`Stop::Requested`] and stops the engine that runs it.
 #[derive(Debug, Clone)]
 pub struct StopHandle {
     tx: Arc<UnixStream>,
@@ -663,8 +676,8 @@ impl StopHandle {
 }
 
 /// SIGTERM and SIGINT, caught through a self-pipe each: the handler only writes a byte, and
-/// the daemon's loop wakes at once. Install them early so a signal during startup is not
-/// lost; hand them to [`Daemon::handle_signals`].
+/// the daemon wakes at once (the pipe is in its epoll set, which the engine sleeps on). Install
+/// them early so a signal during startup is not lost; hand them to [`Daemon::handle_signals`].
 #[derive(Debug)]
 pub struct Signals {
     pipes: Vec<(u64, &'static str, UnixStream)>,
@@ -689,7 +702,18 @@ impl Signals {
     }
 }
 
-/// The daemon: a node runtime, its management socket and clients, its log.
+/// The engine settings [`Daemon::run`] was started with, logged by the engine thread once it
+/// is pinned.
+#[derive(Debug)]
+struct EngineNote {
+    idle: IdleKind,
+    threading: ThreadingMode,
+    cpus: Option<CpuList>,
+}
+
+/// The daemon: a node runtime, its management socket and clients, its log. An [`Agent`]: run
+/// it on an [`Engine`] ([`Daemon::run`]) or drive it with an
+/// [`AgentInvoker`](utipc_dataplane::engine::AgentInvoker) (tests, embedding).
 #[derive(Debug)]
 pub struct Daemon {
     runtime: NodeRuntime,
@@ -703,6 +727,15 @@ pub struct Daemon {
     more_work: bool,
     log: Logger,
     events: Vec<libc::epoll_event>,
+    /// Duty cycles since the management epoll was last looked at.
+    mgmt_skipped: u32,
+    /// Why the daemon stops, once something asked.
+    stop: Option<Stop>,
+    /// The engine running the daemon (from [`Agent::on_start`]), stopped on [`Stop`].
+    engine_stop: Option<engine::StopHandle>,
+    /// An error that ended the daemon (reading its epoll set failed).
+    fatal: Option<io::Error>,
+    engine_note: Option<EngineNote>,
 }
 
 impl Daemon {
@@ -737,6 +770,11 @@ impl Daemon {
             more_work: false,
             log,
             events: Vec::new(),
+            mgmt_skipped: 0,
+            stop: None,
+            engine_stop: None,
+            fatal: None,
+            engine_note: None,
         })
     }
 
@@ -763,6 +801,11 @@ impl Daemon {
         StopHandle {
             tx: Arc::clone(&self.stop_tx),
         }
+    }
+
+    /// Why the daemon stops, once a signal or a [`StopHandle`] asked (seen by a duty cycle).
+    pub fn stop_reason(&self) -> Option<Stop> {
+        self.stop
     }
 
     /// The runtime (its node, for views).
@@ -799,59 +842,67 @@ impl Daemon {
         self.drain_events();
     }
 
-    fn drain_events(&mut self) {
+    /// Logs the node's events; returns how many.
+    fn drain_events(&mut self) -> usize {
+        let mut n = 0;
         while let Some(ev) = self.runtime.node_mut().poll_event() {
             log_event(&mut self.log, &ev);
+            n += 1;
         }
+        n
     }
 
-    /// One turn: waits at most `max_wait` (less when a node timer or a client deadline comes
-    /// first) for bearers, clients and signals, runs the node, answers clients, logs events.
-    /// Returns `Some` when the daemon should stop.
-    pub fn run_once(&mut self, max_wait: Duration) -> Result<Option<Stop>, DaemonError> {
-        let mut wait = if self.more_work {
-            Duration::ZERO
-        } else {
-            max_wait
-        };
-        let now = std::time::Instant::now();
-        for c in self.clients.values() {
-            let due = c.last_active + CLIENT_IDLE_TIMEOUT;
-            wait = wait.min(due.saturating_duration_since(now));
+    /// One duty cycle, without waiting: runs the node ([`NodeRuntime::do_work`]), logs its
+    /// events, and serves the management epoll set (listener, clients, signals, stop pipe):
+    /// every cycle when the node was idle, at least every [`MGMT_EVERY`] cycles when it is
+    /// busy. Returns the work done (0: idle).
+    fn turn(&mut self) -> usize {
+        let mut work = self.runtime.do_work();
+        work += self.drain_events();
+        self.mgmt_skipped += 1;
+        if work == 0 || self.more_work || self.mgmt_skipped >= MGMT_EVERY {
+            self.mgmt_skipped = 0;
+            work += self.serve_management();
         }
-        let ready = self
-            .runtime
-            .poll(wait, &[self.epoll.fd.as_fd()])
-            .map_err(io_err("waiting for bearers and clients"))?;
-        self.drain_events();
-        let mut stop = None;
+        work
+    }
+
+    /// Takes the ready events of the management epoll set (without waiting) and serves them;
+    /// returns how many there were.
+    fn serve_management(&mut self) -> usize {
+        let mut events = std::mem::take(&mut self.events);
+        if let Err(e) = self.epoll.ready(&mut events) {
+            // Cannot happen with our own epoll descriptor and buffer; end the daemon if it does.
+            self.fatal.get_or_insert(e);
+            self.request_stop(Stop::Requested);
+        }
+        let mut work = events.len();
         let mut touched: Vec<u64> = Vec::new();
-        if ready.first().copied().unwrap_or(false) {
-            let mut events = std::mem::take(&mut self.events);
-            self.epoll
-                .ready(&mut events)
-                .map_err(io_err("reading the epoll events"))?;
-            for ev in &events {
-                let token = ev.u64;
-                match token {
-                    TOK_LISTENER => self.accept(),
-                    TOK_STOP => {
-                        drain(&self.stop_rx);
-                        stop = Some(Stop::Requested);
-                    }
-                    t if t < FIRST_CLIENT => {
-                        if let Some((_, name, rx)) = self.signals.iter().find(|s| s.0 == t) {
-                            drain(rx);
-                            stop = Some(Stop::Signal(name));
-                        }
-                    }
-                    t => touched.push(t),
+        for ev in &events {
+            // A copy: the field of the packed struct cannot be borrowed.
+            let token = ev.u64;
+            match token {
+                TOK_LISTENER => self.accept(),
+                TOK_STOP => {
+                    drain(&self.stop_rx);
+                    self.request_stop(Stop::Requested);
                 }
+                t if t < FIRST_CLIENT => {
+                    let name = self.signals.iter().find(|s| s.0 == t).map(|(_, name, rx)| {
+                        drain(rx);
+                        *name
+                    });
+                    if let Some(name) = name {
+                        self.request_stop(Stop::Signal(name));
+                    }
+                }
+                t => touched.push(t),
             }
-            self.events = events;
         }
+        self.events = events;
         // Clients with events, plus those left with work by the last turn.
         if std::mem::take(&mut self.more_work) {
+            work += 1;
             touched.extend(self.clients.keys().copied());
             touched.sort_unstable();
             touched.dedup();
@@ -860,7 +911,15 @@ impl Daemon {
             self.service(t);
         }
         self.expire_idle();
-        Ok(stop)
+        work
+    }
+
+    /// Records why the daemon stops (the first reason wins) and stops the engine running it.
+    fn request_stop(&mut self, why: Stop) {
+        self.stop.get_or_insert(why);
+        if let Some(h) = &self.engine_stop {
+            h.stop();
+        }
     }
 
     fn accept(&mut self) {
@@ -953,13 +1012,35 @@ impl Daemon {
         }
     }
 
-    /// Runs turns until a stop is asked for; returns why.
-    pub fn run(&mut self) -> Result<Stop, DaemonError> {
-        loop {
-            if let Some(stop) = self.run_once(MAX_IDLE_WAIT)? {
-                return Ok(stop);
-            }
+    /// Runs the daemon on an [`Engine`] configured by `engine` (threads, `--idle` strategy,
+    /// `--cpu` pinning) until a signal or a [`StopHandle`] stops it; returns the daemon (for
+    /// [`Daemon::shutdown`]) and why it stopped.
+    ///
+    /// # Errors
+    ///
+    /// The engine did not start (e.g. the `--cpu` list is not allowed) or did not stop
+    /// cleanly, or reading the management epoll set failed.
+    pub fn run(mut self, engine: &EngineConfig) -> Result<(Self, Stop), DaemonError> {
+        self.engine_note = Some(EngineNote {
+            idle: engine.idle.kind,
+            threading: engine.threading,
+            cpus: engine.cpus.clone(),
+        });
+        let running = Engine::start(engine, vec![self]).map_err(DaemonError::Engine)?;
+        let mut daemon = running
+            .join()
+            .map_err(DaemonError::Engine)?
+            .pop()
+            .ok_or(DaemonError::Engine(EngineError::NoAgents))?;
+        daemon.engine_stop = None;
+        if let Some(source) = daemon.fatal.take() {
+            return Err(DaemonError::Io {
+                what: "reading the management epoll events",
+                source,
+            });
         }
+        let stop = daemon.stop.unwrap_or(Stop::Requested);
+        Ok((daemon, stop))
     }
 
     /// Clean shutdown: every link goes down with a peer-stopping RESET (so peers notice at
@@ -974,16 +1055,82 @@ impl Daemon {
     }
 }
 
+/// The daemon as an engine agent: a duty cycle is [`NodeRuntime::do_work`] plus a
+/// non-blocking look at the management epoll set; an idle daemon sleeps on the bearers and
+/// that epoll set until the node's next timer or the earliest client idle timeout.
+impl Agent for Daemon {
+    fn role_name(&self) -> &str {
+        "daemon"
+    }
+
+    fn do_work(&mut self) -> usize {
+        self.turn()
+    }
+
+    /// Takes the engine's stop handle (a signal or a [`StopHandle`] then stops the engine)
+    /// and logs the engine settings, on the engine's thread, after pinning.
+    fn on_start(&mut self, ctx: &AgentContext) -> io::Result<()> {
+        self.engine_stop = Some(ctx.stop_handle().clone());
+        if self.stop.is_some() {
+            ctx.stop_handle().stop();
+        }
+        if let Some(note) = self.engine_note.take() {
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or("main");
+            let pinning = match &note.cpus {
+                Some(cpus) => format!("pinned to CPU {cpus}"),
+                None => match CpuList::of_current_thread() {
+                    Ok(any) => format!("not pinned (runs on CPU {any})"),
+                    Err(_) => "not pinned".to_owned(),
+                },
+            };
+            self.log.info(format_args!(
+                "engine: idle {}, {} threading, thread {name} {pinning}",
+                note.idle, note.threading
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_close(&mut self) {
+        self.runtime.flush();
+        self.drain_events();
+    }
+
+    fn wait_fds(&self, fds: &mut Vec<RawFd>) {
+        self.runtime.wait_fds(fds);
+        fds.push(self.epoll.fd.as_raw_fd());
+    }
+
+    fn next_deadline(&self) -> Option<Duration> {
+        if self.more_work {
+            return Some(Duration::ZERO);
+        }
+        let now = std::time::Instant::now();
+        let clients = self
+            .clients
+            .values()
+            .map(|c| (c.last_active + CLIENT_IDLE_TIMEOUT).saturating_duration_since(now))
+            .min();
+        match (self.runtime.next_deadline(), clients) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 fn drain(s: &UnixStream) {
     let mut buf = [0u8; 64];
     let mut r = s;
     while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
 }
 
-/// The `utipcd` program: resolve the options, claim the socket, start the node, serve until
-/// SIGTERM/SIGINT, shut down cleanly.
+/// The `utipcd` program: resolve the options, claim the socket, start the node, run it on the
+/// engine (`--idle`, `--cpu`) until SIGTERM/SIGINT, shut down cleanly.
 pub fn run(args: &DaemonArgs) -> Result<(), DaemonError> {
     let opts = args.node.resolve()?;
+    // A mistyped --cpu fails before anything is claimed.
+    node_setup::check_cpus(&opts)?;
     let dir = args.run_dir.clone().unwrap_or_else(config::run_dir);
     // The socket first: a second daemon must fail on it, not on a bearer already in use.
     let ctl = ControlListener::bind(&dir)?;
@@ -992,7 +1139,13 @@ pub fn run(args: &DaemonArgs) -> Result<(), DaemonError> {
     let mut daemon = Daemon::new(runtime, ctl, Logger::stderr(args.verbose))?;
     daemon.handle_signals(signals)?;
     daemon.log_startup();
-    let stop = daemon.run()?;
+    let threading = match &opts.cpus {
+        Some(cpus) => ThreadingMode::for_cpus(cpus.len()),
+        None => ThreadingMode::for_machine(),
+    };
+    let mut engine = EngineConfig::new(threading, opts.idle);
+    engine.cpus = opts.cpus.clone();
+    let (mut daemon, stop) = daemon.run(&engine)?;
     match stop {
         Stop::Signal(name) => daemon.log().info(format_args!("{name}: shutting down")),
         Stop::Requested => daemon.log().info(format_args!("shutting down")),

@@ -4,12 +4,18 @@
 //! later a client attached to utipcd. They first wait (bounded) for the destination to appear
 //! in the name table, then act; an embedded node is shut down with peer-stopping RESETs at the
 //! end, so peers see it leave at once rather than after the link tolerance.
+//!
+//! An embedded node runs on the poll-mode engine in the invoker mode: the command's own thread
+//! runs the node's duty cycles ([`AgentInvoker`]) between its steps, idling as `--idle` says
+//! (`spin` for the lowest latency, as benchmarks use it; `backoff` by default; `block`), and
+//! pinned to `--cpu` if given.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
+use utipc_dataplane::engine::{AgentInvoker, EngineError, IdleConfig};
 use utipc_dataplane::runtime::NodeRuntime;
 use utipc_proto::name_table::Scope;
 use utipc_proto::node::{Addr, Received, SendError, SendOpts};
@@ -20,31 +26,46 @@ use crate::config::NodeOptions;
 use crate::node_setup::{self, SetupError};
 use crate::service::ServiceSpec;
 
-/// How long one cycle may block, so signals and deadlines are noticed promptly.
-const CYCLE: Duration = Duration::from_millis(20);
+/// Longest single wait of a command that runs until a signal (echo without `--duration`).
+const FOREVER: Duration = Duration::from_secs(3600);
 
 /// A node the messaging commands run on.
 #[derive(Debug)]
 pub struct Session {
-    rt: NodeRuntime,
+    inv: AgentInvoker<NodeRuntime>,
     stop: Arc<AtomicBool>,
 }
 
 impl Session {
-    /// Starts a node inside this process.
+    /// Starts a node inside this process, on an engine in the invoker mode with the `--idle`
+    /// strategy, and pins the calling thread to the `--cpu` list (if given). SIGTERM and
+    /// SIGINT then make the commands stop (see [`Session::stopped`]), waking an idle engine.
     pub fn embedded(opts: &NodeOptions) -> Result<Self, SetupError> {
         let rt = node_setup::start(opts, node_setup::fresh_seed())?;
+        let mut inv = AgentInvoker::new(rt, &IdleConfig::new(opts.idle))
+            .map_err(|e| SetupError::Engine(EngineError::Setup(e)))?;
+        if let Some(cpus) = &opts.cpus {
+            inv = inv.with_cpus(cpus.clone());
+        }
+        inv.start().map_err(SetupError::Engine)?;
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            // Registration only fails for forbidden signals; these are allowed.
+            // Registration only fails for forbidden signals; these are allowed. The flag first:
+            // actions run in the order they were registered, so the engine woken by the
+            // doorbell sees the flag set.
             let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+            let bell = inv.doorbell().clone();
+            // SAFETY: the action only rings the doorbell, an atomic swap and at most one
+            // write(2) to an eventfd: async-signal-safe, no allocation, no lock (the clone is
+            // made here, outside the handler). signal-hook preserves errno around it.
+            let _ = unsafe { signal_hook::low_level::register(sig, move || bell.ring()) };
         }
-        Ok(Self { rt, stop })
+        Ok(Self { inv, stop })
     }
 
     /// The runtime (for tests and advanced use).
     pub fn runtime(&mut self) -> &mut NodeRuntime {
-        &mut self.rt
+        self.inv.agent_mut()
     }
 
     /// Whether SIGTERM or SIGINT arrived.
@@ -54,28 +75,33 @@ impl Session {
 
     /// Leaves the cluster: peer-stopping RESETs on every link.
     pub fn close(&mut self) {
-        self.rt.shutdown();
+        self.inv.agent_mut().shutdown();
+        self.inv.close();
     }
 
-    /// Runs the node until `cond` holds, `timeout` passes or a signal arrives.
+    /// Runs the node's duty cycles, idling in between as `--idle` says, until `cond` holds,
+    /// `timeout` passes or a signal arrives; returns whether `cond` held.
     fn run_until(
         &mut self,
         timeout: Duration,
         mut cond: impl FnMut(&mut NodeRuntime) -> bool,
     ) -> Result<bool, String> {
-        let deadline = StdInstant::now() + timeout;
-        loop {
-            if cond(&mut self.rt) {
-                return Ok(true);
-            }
-            let now = StdInstant::now();
-            if now >= deadline || self.stopped() {
-                return Ok(false);
-            }
-            self.rt
-                .poll((deadline - now).min(CYCLE), &[])
-                .map_err(|e| format!("polling the bearers failed: {e}"))?;
-        }
+        let stop = &self.stop;
+        let mut held = false;
+        self.inv
+            .run_until(timeout, |rt| {
+                held = cond(rt);
+                held || stop.load(Ordering::Relaxed)
+            })
+            .map_err(|e| format!("running the node: {e}"))?;
+        Ok(held)
+    }
+
+    /// One duty cycle of the node, then the idle strategy (which waits for the bearers, the
+    /// node's next timer or a signal when the cycle found nothing to do).
+    fn step(&mut self) {
+        let work = self.inv.invoke();
+        self.inv.idle(work);
     }
 
     /// Waits until some node has a binding overlapping `spec`.
@@ -99,13 +125,14 @@ impl Session {
     }
 
     fn open_port(&mut self) -> u32 {
-        self.rt.node_mut().open_port()
+        self.runtime().node_mut().open_port()
     }
 
     fn send(&mut self, from: u32, to: Addr, opts: SendOpts, data: &[u8]) -> Result<(), SendError> {
-        let now = self.rt.now();
-        let r = self.rt.node_mut().send(now, from, to, opts, data);
-        self.rt.flush();
+        let rt = self.runtime();
+        let now = rt.now();
+        let r = rt.node_mut().send(now, from, to, opts, data);
+        rt.flush();
         r
     }
 
@@ -122,10 +149,9 @@ impl Session {
         loop {
             match self.send(from, to, opts, data) {
                 Ok(()) => return Ok(()),
+                // The acknowledgements that open the window arrive on a bearer.
                 Err(SendError::Congested) if StdInstant::now() < deadline && !self.stopped() => {
-                    self.rt
-                        .poll(Duration::from_millis(1), &[])
-                        .map_err(|e| format!("polling the bearers failed: {e}"))?;
+                    self.step();
                 }
                 Err(e) => return Err(format!("send failed: {e}")),
             }
@@ -133,9 +159,9 @@ impl Session {
     }
 
     fn bind(&mut self, port: u32, spec: ServiceSpec) -> Result<(), String> {
-        let now = self.rt.now();
-        self.rt
-            .node_mut()
+        let rt = self.runtime();
+        let now = rt.now();
+        rt.node_mut()
             .bind(
                 now,
                 port,
@@ -145,7 +171,7 @@ impl Session {
                 spec.upper,
             )
             .map_err(|e| format!("bind {spec}: {e}"))?;
-        self.rt.flush();
+        rt.flush();
         Ok(())
     }
 
@@ -345,10 +371,22 @@ pub fn echo(s: &mut Session, a: &EchoArgs) -> Result<bool, String> {
     );
     let _ = out.flush();
     let mut echoed = 0u64;
-    while !s.stopped() && deadline.is_none_or(|d| StdInstant::now() < d) {
-        s.rt.poll(CYCLE, &[])
-            .map_err(|e| format!("polling the bearers failed: {e}"))?;
-        while let Some(m) = s.rt.node_mut().recv(port) {
+    let mut inbox = Vec::new();
+    while !s.stopped() {
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(StdInstant::now()),
+            None => FOREVER,
+        };
+        if left.is_zero() {
+            break;
+        }
+        s.run_until(left, |rt| {
+            while let Some(m) = rt.node_mut().recv(port) {
+                inbox.push(m);
+            }
+            !inbox.is_empty()
+        })?;
+        for m in inbox.drain(..) {
             if m.error.is_some() {
                 continue;
             }

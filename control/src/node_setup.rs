@@ -1,6 +1,7 @@
-//! Turning [`NodeOptions`] into a running node: open the bearers, derive the identity when
-//! none is given (as the kernel does from the first bearer), build the [`NodeRuntime`].
-//! Shared by `utipcd` and every embedded `utipc` command.
+//! Turning [`NodeOptions`] into a running node: check the `--cpu` list, open the bearers,
+//! derive the identity when none is given (as the kernel does from the first bearer), build
+//! the [`NodeRuntime`]. Shared by `utipcd` and every embedded `utipc` command, which then run
+//! it on the poll-mode engine (`utipc_dataplane::engine`) with the `--idle` strategy.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -8,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use utipc_dataplane::bearer::Bearer;
 use utipc_dataplane::bearer::packet::PacketBearer;
 use utipc_dataplane::bearer::udp::{TIPC_UDP_PORT, UdpBearer, UdpBearerConfig, iface_addresses};
+use utipc_dataplane::engine::{AffinityError, EngineError};
 use utipc_dataplane::runtime::NodeRuntime;
 use utipc_proto::addr::{NODE_ID_LEN, NodeId};
 use utipc_proto::node::{Node, NodeConfig};
@@ -44,6 +46,25 @@ pub enum SetupError {
     /// The node refused the bearer (more than three).
     #[error("bearer {0}: {1}")]
     Node(String, utipc_proto::node::NodeError),
+    /// The `--cpu` list names CPUs this machine does not have (or that are offline).
+    #[error("{0}")]
+    Cpu(AffinityError),
+    /// The engine could not be set up or pinned (`--idle`, `--cpu`).
+    #[error("{0}")]
+    Engine(EngineError),
+}
+
+/// Checks that every CPU of the `--cpu` list (if any) is online, so a mistyped list fails
+/// before any bearer is opened.
+///
+/// # Errors
+///
+/// [`SetupError::Cpu`], naming the missing CPUs and the online ones.
+pub fn check_cpus(opts: &NodeOptions) -> Result<(), SetupError> {
+    match &opts.cpus {
+        Some(cpus) => cpus.check_online().map_err(SetupError::Cpu),
+        None => Ok(()),
+    }
 }
 
 /// An opened bearer with its names.
@@ -133,11 +154,12 @@ pub fn fresh_seed() -> u64 {
     t ^ (u64::from(std::process::id()) << 32) ^ (&raw const local as u64).rotate_left(17)
 }
 
-/// Opens every bearer and starts the node on them.
+/// Checks the `--cpu` list ([`check_cpus`]), opens every bearer and starts the node on them.
 pub fn start(opts: &NodeOptions, seed: u64) -> Result<NodeRuntime, SetupError> {
     if opts.bearers.is_empty() {
         return Err(SetupError::NoBearer);
     }
+    check_cpus(opts)?;
     let mut opened = Vec::new();
     for spec in &opts.bearers {
         opened.push(open(spec, opts.net_id)?);
@@ -180,5 +202,12 @@ mod tests {
         });
         let e = start(&o, 1).expect_err("xdp");
         assert!(e.to_string().contains("eth:veth0"), "{e}");
+        o.cpus = Some("1000".parse().expect("list"));
+        let e = start(&o, 1).expect_err("no CPU 1000");
+        assert!(
+            e.to_string()
+                .starts_with("--cpu: CPU 1000 does not exist on this machine (online CPUs: "),
+            "{e}"
+        );
     }
 }

@@ -1,14 +1,18 @@
 //! `utipcd` tests.
 //!
-//! * In-process: a [`Daemon`] around a node without bearers, driven turn by turn with
-//!   [`Daemon::run_once`], and its management protocol spoken over the real Unix socket:
-//!   malformed JSON, unknown commands, oversize lines, pipelined requests, a response much
-//!   larger than the socket buffer, stale and live sockets, [`mgmt_client`].
+//! * In-process: a [`Daemon`] around a node without bearers, driven by an [`AgentInvoker`]
+//!   with the blocking idle strategy (or run on an engine thread), and its management protocol
+//!   spoken over the real Unix socket: malformed JSON, unknown commands, oversize lines,
+//!   pipelined requests, a response much larger than the socket buffer, stale and live sockets,
+//!   [`mgmt_client`].
+//! * `utipcd --cpu` naming a CPU that does not exist and `--idle` with a bad strategy: clear
+//!   errors, exit statuses 1 and 2.
 //! * Two real `utipcd` processes in two network namespaces joined by a veth pair, over the UDP
-//!   and the Ethernet (AF_PACKET) bearer: link up, `utipc link/node/nametable/bearer list`,
-//!   SIGTERM to one daemon and the time the other needs to log "node down". These need root
-//!   (CAP_NET_ADMIN, CAP_NET_RAW) and iproute2; without them they print why and pass, unless
-//!   `UTIPC_REQUIRE_NETNS=1`.
+//!   and the Ethernet (AF_PACKET) bearer, one with `--idle block --cpu 0`, the other with the
+//!   default backoff: link up, `utipc link/node/nametable/bearer list`, the idle daemons' CPU
+//!   time, SIGTERM to one daemon and the time the other needs to log "node down". These need
+//!   root (CAP_NET_ADMIN, CAP_NET_RAW) and iproute2; without them they print why and pass,
+//!   unless `UTIPC_REQUIRE_NETNS=1`.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -27,6 +31,7 @@ use utipc_control::config;
 use utipc_control::daemon::{ControlListener, Daemon, DaemonError, Logger, MAX_LINE, Stop};
 use utipc_control::mgmt::Query;
 use utipc_control::mgmt_client::{self, ClientError};
+use utipc_dataplane::engine::{AgentInvoker, EngineConfig, IdleConfig, IdleKind, ThreadingMode};
 use utipc_dataplane::runtime::NodeRuntime;
 use utipc_proto::name_table::Scope;
 use utipc_proto::node::{Node, NodeConfig};
@@ -83,6 +88,18 @@ fn in_process(dir: &Path) -> Daemon {
     .expect("daemon")
 }
 
+/// The daemon on an invoker with the blocking strategy (tests never spin), started.
+fn invoker(d: Daemon) -> AgentInvoker<Daemon> {
+    let mut inv = AgentInvoker::new(d, &IdleConfig::new(IdleKind::Block)).expect("invoker");
+    inv.start().expect("start");
+    inv
+}
+
+/// Runs the daemon's duty cycles for `time`, sleeping whenever it is idle.
+fn turns(d: &mut AgentInvoker<Daemon>, time: Duration) {
+    d.run_until(time, |_| false).expect("turns");
+}
+
 fn connect(d: &Daemon) -> UnixStream {
     let c = UnixStream::connect(d.socket_path()).expect("connect");
     c.set_nonblocking(true).expect("nonblocking");
@@ -91,7 +108,12 @@ fn connect(d: &Daemon) -> UnixStream {
 
 /// Writes `req` and runs daemon turns until `lines` response lines (or EOF) arrived; bounded.
 /// Returns the lines and whether the daemon closed the connection.
-fn exchange(d: &mut Daemon, c: &mut UnixStream, req: &[u8], lines: usize) -> (Vec<Json>, bool) {
+fn exchange(
+    d: &mut AgentInvoker<Daemon>,
+    c: &mut UnixStream,
+    req: &[u8],
+    lines: usize,
+) -> (Vec<Json>, bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut written = 0;
     let mut got = Vec::new();
@@ -107,7 +129,7 @@ fn exchange(d: &mut Daemon, c: &mut UnixStream, req: &[u8], lines: usize) -> (Ve
                 Err(_) => written = req.len(),
             }
         }
-        d.run_once(Duration::from_millis(5)).expect("turn");
+        turns(d, Duration::from_millis(5));
         loop {
             match c.read(&mut buf) {
                 Ok(0) => {
@@ -140,8 +162,8 @@ fn error_of(v: &Json) -> &str {
 #[test]
 fn protocol_errors_never_crash_the_daemon() {
     let dir = TempDir::new("proto");
-    let mut d = in_process(&dir.0);
-    let mut c = connect(&d);
+    let mut d = invoker(in_process(&dir.0));
+    let mut c = connect(d.agent());
 
     let (r, _) = exchange(&mut d, &mut c, b"{\"cmd\": \"node-list\"}\n", 1);
     assert_eq!(r[0]["ok"], true, "{}", r[0]);
@@ -197,7 +219,7 @@ fn protocol_errors_never_crash_the_daemon() {
 
     // More than 64 KiB without a newline: one error, then the daemon hangs up. Another
     // client is unaffected.
-    let mut other = connect(&d);
+    let mut other = connect(d.agent());
     let big = vec![b'x'; MAX_LINE + 4096];
     let (r, eof) = exchange(&mut d, &mut c, &big, 1);
     assert!(
@@ -213,7 +235,7 @@ fn protocol_errors_never_crash_the_daemon() {
     assert_eq!(r[0]["data"], Json::Array(vec![]));
 
     // A last request without a newline before the client half-closes is still answered.
-    let mut last = connect(&d);
+    let mut last = connect(d.agent());
     last.write_all(b"{\"cmd\":\"stats\"}").expect("write");
     last.shutdown(std::net::Shutdown::Write).expect("shutdown");
     let (r, eof) = exchange(&mut d, &mut last, b"", 1);
@@ -221,10 +243,11 @@ fn protocol_errors_never_crash_the_daemon() {
     assert!(eof || exchange(&mut d, &mut last, b"", 1).1);
 
     drop((c, other, last));
-    for _ in 0..3 {
-        d.run_once(Duration::from_millis(1)).expect("turn");
-    }
-    assert_eq!(d.client_count(), 0, "closed clients are dropped");
+    d.run_until(Duration::from_secs(5), |d| d.client_count() == 0)
+        .expect("turns");
+    assert_eq!(d.agent().client_count(), 0, "closed clients are dropped");
+    assert_eq!(d.agent().stop_reason(), None);
+    let d = d.into_agent();
     let sock = d.socket_path().to_owned();
     d.shutdown();
     assert!(!sock.exists(), "shutdown removes the socket");
@@ -242,17 +265,18 @@ fn large_responses_go_out_through_the_buffer() {
         node.bind(now, port, Scope::Node, 1000, i, i).expect("bind");
     }
     let mut c = connect(&d);
+    let mut d = invoker(d);
     c.write_all(b"{\"cmd\":\"nametable-show\"}\n{\"cmd\":\"stats\"}\n")
         .expect("write");
     // The daemon writes what the socket takes and waits for POLLOUT; it does not block.
     let t = Instant::now();
-    d.run_once(Duration::from_millis(5)).expect("turn");
+    turns(&mut d, Duration::from_millis(5));
     assert!(t.elapsed() < Duration::from_secs(2));
     let (r, _) = exchange(&mut d, &mut c, b"", 2);
     let rows = r[0]["data"].as_array().expect("rows");
     assert_eq!(rows.len(), N as usize);
     assert_eq!(r[1]["ok"], true);
-    d.shutdown();
+    d.into_agent().shutdown();
 }
 
 #[test]
@@ -295,12 +319,13 @@ fn socket_ownership() {
 #[test]
 fn mgmt_client_against_a_daemon_thread() {
     let dir = TempDir::new("client");
-    let mut d = in_process(&dir.0);
+    let d = in_process(&dir.0);
     let stop = d.stop_handle();
     let t = thread::spawn(move || {
-        let why = d.run();
+        let engine = EngineConfig::new(ThreadingMode::Shared, IdleKind::Block);
+        let (d, why) = d.run(&engine)?;
         d.shutdown();
-        why
+        Ok::<_, DaemonError>(why)
     });
     let data = mgmt_client::query(&dir.0, Query::NodeList).expect("node list");
     assert_eq!(data[0]["id"], "inproc", "{data}");
@@ -327,6 +352,79 @@ fn mgmt_client_against_a_daemon_thread() {
         e.to_string()
             .starts_with("no utipcd is running (no socket at "),
         "{e}"
+    );
+}
+
+// =============================================================================================
+// Engine options
+
+/// A CPU number this machine does not have: 99, or beyond the CPUs there are.
+fn missing_cpu() -> usize {
+    let n = thread::available_parallelism().map_or(1, usize::from);
+    if n <= 99 { 99 } else { 1023 }
+}
+
+#[test]
+fn bad_engine_options_are_refused_clearly() {
+    let dir = TempDir::new("cpu");
+    let run_dir = dir.0.join("run");
+    let cpu = missing_cpu().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_utipcd"))
+        .args(["--cpu", &cpu, "--bearer", "udp:lo", "--run-dir"])
+        .arg(&run_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run utipcd");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "utipcd: error: --cpu: CPU {cpu} does not exist on this machine (online CPUs: "
+        )),
+        "{err}"
+    );
+    assert!(!run_dir.exists(), "nothing was claimed before the check");
+
+    // Values that do not parse: clap's usage error (status 2) with the engine's explanation.
+    for (flag, value, says) in [
+        (
+            "--idle",
+            "sleep",
+            "use spin (burns a core, lowest latency), backoff",
+        ),
+        ("--cpu", "1-0", "write 0-1"),
+        ("--cpu", "x", "such as 0, 0,1 or 0-1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_utipcd"))
+            .args([flag, value, "--bearer", "udp:lo", "--run-dir"])
+            .arg(&run_dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run utipcd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
+
+    // The embedded commands take the same options and say the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_utipc"))
+        .args([
+            "recv",
+            "--embedded",
+            "--bind",
+            "1000:1",
+            "--bearer",
+            "udp:lo",
+        ])
+        .args(["--idle", "block", "--cpu", &cpu])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run utipc");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("--cpu: CPU {cpu} does not exist on this machine")),
+        "{err}"
     );
 }
 
@@ -554,6 +652,24 @@ impl DaemonProc {
         }
     }
 
+    /// The process's CPU time so far (user + system, all threads), from /proc/PID/stat.
+    fn cpu_time(&self) -> Duration {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_else(|e| panic!("{}: /proc/PID/stat: {e}", self.name));
+        // After the command name in parentheses: fields 3 onwards; utime and stime are 14, 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let ticks: u64 = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse::<u64>().expect("clock ticks"))
+            .sum();
+        // SAFETY: sysconf takes no pointers.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100);
+        Duration::from_secs_f64(ticks as f64 / hz as f64)
+    }
+
     fn signal(&self, sig: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
         // SAFETY: kill(2) with our own child's pid (not reaped yet, so it cannot be reused).
@@ -641,11 +757,14 @@ fn two_daemons(test: &str, media: &str) {
     let (id_a, id_b) = (format!("utd{media}a"), format!("utd{media}b"));
 
     let t0 = Instant::now();
+    // a sleeps when idle and is pinned; b runs with the default backoff, not pinned.
     let mut a = DaemonProc::spawn(
         "utipcd a",
         &na,
         &dir_a,
-        &["--id", &id_a, "--bearer", &bearer],
+        &[
+            "--id", &id_a, "--bearer", &bearer, "--idle", "block", "--cpu", "0",
+        ],
     );
     let mut b = DaemonProc::spawn(
         "utipcd b",
@@ -662,6 +781,10 @@ fn two_daemons(test: &str, media: &str) {
         &format!("utipcd: bearer {bearer} (slot 0) on veth0: address {media}:"),
         Duration::ZERO,
     );
+    a.wait_for("utipcd: engine: idle block, ", Duration::ZERO);
+    a.wait_for(" pinned to CPU 0", Duration::ZERO);
+    b.wait_for("utipcd: engine: idle backoff, ", Duration::ZERO);
+    b.wait_for(" not pinned", Duration::ZERO);
 
     // link list, as text and JSON.
     let text = utipc_text(&na, &dir_a, &["link", "list"]);
@@ -710,6 +833,24 @@ fn two_daemons(test: &str, media: &str) {
     let bl = utipc_json(&nb, &dir_b, &["bearer", "list"]);
     assert_eq!(bl[0]["name"], bearer.as_str(), "{bl}");
     assert_eq!(bl[0]["media"], media, "{bl}");
+
+    // Idle (link up, no traffic), neither daemon spins: a sleeps, b parks. The bound only
+    // catches a spinning engine (100 %); the measured values are printed.
+    let window = Duration::from_secs(2);
+    let (cpu_a, cpu_b) = (a.cpu_time(), b.cpu_time());
+    thread::sleep(window);
+    let busy = |before: Duration, now: Duration| {
+        100.0 * (now.saturating_sub(before)).as_secs_f64() / window.as_secs_f64()
+    };
+    let (idle_a, idle_b) = (busy(cpu_a, a.cpu_time()), busy(cpu_b, b.cpu_time()));
+    eprintln!(
+        "{test}: idle CPU over {window:?}: a (--idle block) {idle_a:.2} %, b (backoff) \
+         {idle_b:.2} % of a core"
+    );
+    assert!(
+        idle_a < 25.0 && idle_b < 25.0,
+        "idle daemons use {idle_a:.1} % (block) and {idle_b:.1} % (backoff) of a core"
+    );
 
     // A second daemon on the same run directory refuses to start.
     let second = nb

@@ -143,7 +143,9 @@ impl<A: Agent> AgentInvoker<A> {
 
     /// Runs duty cycles with idling until `cond` holds (checked before each cycle), `timeout`
     /// passes or the engine is stopped; returns whether `cond` held. Starts the agent first if
-    /// needed.
+    /// needed. The idle strategy never parks or blocks past `timeout` (it sees the end of the
+    /// run as one more deadline of the agent's), so a run with a blocking strategy returns on
+    /// time even when the agent has no timer due.
     ///
     /// # Errors
     ///
@@ -165,7 +167,13 @@ impl<A: Agent> AgentInvoker<A> {
             {
                 return Ok(false);
             }
-            duty_cycle(&mut self.agent, &mut *self.idle, &self.counters);
+            let work = self.agent.do_work();
+            self.counters.cycle(work);
+            let until = Until {
+                agent: &self.agent,
+                deadline,
+            };
+            self.counters.idled(self.idle.idle(work, &until));
         }
     }
 
@@ -212,5 +220,71 @@ impl<A: Agent> AgentInvoker<A> {
     pub fn into_agent(mut self) -> A {
         self.close();
         self.agent
+    }
+}
+
+/// An agent as [`AgentInvoker::run_until`] shows it to the idle strategy: the same descriptors,
+/// with the end of the run as one more deadline.
+struct Until<'a, A> {
+    agent: &'a A,
+    deadline: std::time::Instant,
+}
+
+impl<A: Agent> Agent for Until<'_, A> {
+    fn role_name(&self) -> &str {
+        self.agent.role_name()
+    }
+
+    /// Never called: idle strategies only read descriptors and deadlines.
+    fn do_work(&mut self) -> usize {
+        0
+    }
+
+    fn wait_fds(&self, fds: &mut Vec<std::os::fd::RawFd>) {
+        self.agent.wait_fds(fds);
+    }
+
+    fn next_deadline(&self) -> Option<Duration> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        Some(self.agent.next_deadline().map_or(left, |d| d.min(left)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::engine::IdleKind;
+
+    /// An agent with nothing to do, no descriptor and no deadline.
+    struct Idle;
+
+    impl Agent for Idle {
+        fn role_name(&self) -> &str {
+            "idle"
+        }
+        fn do_work(&mut self) -> usize {
+            0
+        }
+    }
+
+    #[test]
+    fn run_until_does_not_block_past_its_timeout() {
+        let mut idle = IdleConfig::new(IdleKind::Block);
+        idle.max_block = Some(Duration::from_secs(10));
+        let mut inv = AgentInvoker::new(Idle, &idle).expect("invoker");
+        let t0 = Instant::now();
+        let held = inv
+            .run_until(Duration::from_millis(30), |_| false)
+            .expect("run");
+        let took = t0.elapsed();
+        assert!(!held);
+        assert!(
+            took >= Duration::from_millis(30) && took < Duration::from_secs(5),
+            "a 30 ms run took {took:?}"
+        );
     }
 }
