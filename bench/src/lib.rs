@@ -1,4 +1,13 @@
-//! utipc benchmarks: `utipc-bench` and its load generators, measured against kernel UDP, TCP and
-//! Unix sockets in the same run.
+//! utipc benchmarks: TIPC datagrams over the AF_XDP, AF_PACKET and UDP bearers against raw
+//! AF_XDP and kernel UDP/TCP, between two network namespaces joined by a veth pair.
 //!
-//! Nothing is implemented here yet; see `docs/ARCHITECTURE.md` for what will live in this crate.
+//! The binary `utipc-bench` sets the namespaces up, runs every transport at every size on the
+//! same two pinned cores (closed-loop RTT, one-way throughput, open-loop latency), and writes a
+//! markdown table, JSON and a PNG chart. See docs/BENCHMARKS.md.
+
+pub mod netns;
+pub mod png;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod transport;
