@@ -15,3 +15,4 @@ pub mod mgmt;
 pub mod mgmt_client;
 pub mod node_setup;
 pub mod service;
+pub mod xdp_bearer;

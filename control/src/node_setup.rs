@@ -16,6 +16,7 @@ use utipc_proto::node::{Node, NodeConfig};
 use utipc_proto::wire::discovery::MediaAddr;
 
 use crate::config::{BearerSpec, NodeOptions};
+use crate::xdp_bearer::SteeredXdp;
 
 /// Why a node could not be started; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +39,9 @@ pub enum SetupError {
         "bearer {0}: the interface has no IP address; add one (ip addr add ...) or give local=IP"
     )]
     NoAddress(String),
-    /// An AF_XDP bearer was requested where it is not available.
-    #[error(
-        "bearer xdp:{0}: the AF_XDP bearer is not available in this build; use eth:{0} (AF_PACKET)"
-    )]
-    NoXdp(String),
+    /// An AF_XDP bearer was requested (`xdp:IFACE`) and could not be set up.
+    #[error("bearer xdp:{0}: AF_XDP is not available: {1}; use eth:{0} to fall back to AF_PACKET")]
+    NoXdp(String, String),
     /// The node refused the bearer (more than three).
     #[error("bearer {0}: {1}")]
     Node(String, utipc_proto::node::NodeError),
@@ -81,15 +80,16 @@ fn open(spec: &BearerSpec, net_id: u32) -> Result<Opened, SetupError> {
         source,
     };
     match spec {
-        BearerSpec::Eth { iface } => {
-            let b = PacketBearer::open(iface).map_err(io_err)?;
+        BearerSpec::Eth { iface } | BearerSpec::Xdp { iface } => {
+            let insist = matches!(spec, BearerSpec::Xdp { .. });
+            let (bearer, note) = open_ethernet(iface, insist)?;
+            eprintln!("utipc: bearer {name}: {note}");
             Ok(Opened {
-                bearer: Box::new(b),
-                name: name.clone(),
+                bearer,
+                name: format!("eth:{iface}"),
                 if_name: iface.clone(),
             })
         }
-        BearerSpec::Xdp { iface } => Err(SetupError::NoXdp(iface.clone())),
         BearerSpec::Udp {
             iface,
             remotes,
@@ -114,6 +114,32 @@ fn open(spec: &BearerSpec, net_id: u32) -> Result<Opened, SetupError> {
                 name: name.clone(),
                 if_name: iface.clone(),
             })
+        }
+    }
+}
+
+/// Opens an Ethernet bearer: AF_XDP (with the XDP steering program) when it can, otherwise —
+/// unless `insist_xdp` — AF_PACKET. Returns the bearer and one line saying which it is and,
+/// after a fallback, why.
+pub fn open_ethernet(
+    iface: &str,
+    insist_xdp: bool,
+) -> Result<(Box<dyn Bearer + Send>, String), SetupError> {
+    match SteeredXdp::open(iface) {
+        Ok(x) => {
+            let note = x.describe();
+            Ok((Box::new(x), note))
+        }
+        Err(why) if insist_xdp => Err(SetupError::NoXdp(iface.to_owned(), why)),
+        Err(why) => {
+            let b = PacketBearer::open(iface).map_err(|source| SetupError::Bearer {
+                name: format!("eth:{iface}"),
+                source,
+            })?;
+            Ok((
+                Box::new(b),
+                format!("AF_XDP unavailable, using AF_PACKET: {why}"),
+            ))
         }
     }
 }
