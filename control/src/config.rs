@@ -8,6 +8,7 @@
 //! bearers = ["eth:veth0", "udp:veth1,remote=198.18.0.2"]
 //! idle = "block"          # engine idle strategy: spin, backoff (default) or block
 //! cpu = "0-1"             # pin the engine to these CPUs (also a number: cpu = 1)
+//! pcap = "/tmp/node.pcap" # capture every frame the bearers send and receive
 //! ```
 
 use std::net::IpAddr;
@@ -149,6 +150,9 @@ pub struct NodeOptions {
     pub idle: IdleKind,
     /// CPUs to pin the node's engine to (`--cpu`); `None`: not pinned.
     pub cpus: Option<CpuList>,
+    /// Capture every frame the bearers send and receive to this pcap file (`--pcap`): AF_XDP
+    /// frames are invisible to tcpdump.
+    pub pcap: Option<PathBuf>,
 }
 
 impl Default for NodeOptions {
@@ -160,6 +164,7 @@ impl Default for NodeOptions {
             tolerance: Duration::from_millis(1500),
             idle: IdleKind::default(),
             cpus: None,
+            pcap: None,
         }
     }
 }
@@ -174,6 +179,7 @@ struct FileConfig {
     bearers: Vec<String>,
     idle: Option<String>,
     cpu: Option<toml::Value>,
+    pcap: Option<PathBuf>,
 }
 
 impl NodeOptions {
@@ -204,6 +210,7 @@ impl NodeOptions {
             path: path.to_owned(),
             msg,
         };
+        o.pcap = f.pcap;
         if let Some(idle) = f.idle {
             o.idle = idle
                 .parse()
@@ -376,6 +383,11 @@ pub struct NodeArgs {
     /// 0-1 (default: not pinned).
     #[arg(long = "cpu", value_name = "LIST")]
     pub cpu: Option<CpuList>,
+    /// Write every frame the bearers send and receive to this pcap file (readable by
+    /// `utipc decode` and tshark; tcpdump cannot see AF_XDP traffic). With several bearers,
+    /// bearer N > 0 writes FILE.N.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// TOML file with the same keys (id, net_id, bearers, tolerance_ms, idle, cpu); flags
     /// override it.
     #[arg(long)]
@@ -403,6 +415,9 @@ impl NodeArgs {
         }
         if let Some(cpus) = &self.cpu {
             o.cpus = Some(cpus.clone());
+        }
+        if let Some(p) = &self.pcap {
+            o.pcap = Some(p.clone());
         }
         if !self.bearers.is_empty() {
             o.bearers = self

@@ -5,9 +5,11 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use utipc_dataplane::bearer::Bearer;
 use utipc_dataplane::bearer::packet::PacketBearer;
+use utipc_dataplane::bearer::pcap_tap::PcapTap;
 use utipc_dataplane::bearer::udp::{TIPC_UDP_PORT, UdpBearer, UdpBearerConfig, iface_addresses};
 use utipc_dataplane::engine::{AffinityError, EngineError};
 use utipc_dataplane::runtime::NodeRuntime;
@@ -197,8 +199,23 @@ pub fn start(opts: &NodeOptions, seed: u64) -> Result<NodeRuntime, SetupError> {
     let mut cfg = NodeConfig::new(id, seed);
     cfg.net_id = opts.net_id;
     let mut rt = NodeRuntime::new(Node::new(cfg));
-    for o in opened {
+    for (i, mut o) in opened.into_iter().enumerate() {
         let name = o.name.clone();
+        if let Some(path) = &opts.pcap {
+            let file = if i == 0 {
+                path.clone()
+            } else {
+                let mut p = path.clone().into_os_string();
+                p.push(format!(".{i}"));
+                PathBuf::from(p)
+            };
+            let mut tap = PcapTap::new(o.bearer);
+            tap.start_file(&file).map_err(|source| SetupError::Bearer {
+                name: format!("{name} (--pcap {})", file.display()),
+                source,
+            })?;
+            o.bearer = Box::new(tap);
+        }
         rt.add_bearer(o.bearer, &o.name, &o.if_name, opts.tolerance)
             .map_err(|e| SetupError::Node(name, e))?;
     }

@@ -73,3 +73,59 @@ fn eth_prefers_af_xdp_and_falls_back_with_a_reason() {
     }
     drop(file);
 }
+
+#[test]
+fn pcap_option_captures_what_the_node_sends() {
+    let name = format!("utbp-{}", std::process::id());
+    if !ip(&["netns", "add", &name]) {
+        assert!(
+            std::env::var("UTIPC_REQUIRE_NETNS").map_or(true, |v| v != "1"),
+            "network namespaces are required (UTIPC_REQUIRE_NETNS=1) but `ip netns add` failed"
+        );
+        eprintln!("skipping: cannot create a network namespace (not root?)");
+        return;
+    }
+    let ns = Ns(name);
+    assert!(ip(&[
+        "-n", &ns.0, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"
+    ]));
+    assert!(ip(&["-n", &ns.0, "link", "set", "veth0", "up"]));
+    assert!(ip(&["-n", &ns.0, "link", "set", "veth1", "up"]));
+    let dir = std::env::temp_dir().join(format!("utbp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let path = dir.join("node.pcap");
+    let file = File::open(format!("/var/run/netns/{}", ns.0)).expect("netns file");
+    let fd = file.as_raw_fd();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        // SAFETY: `fd` is the namespace file, open for the whole test; setns changes only
+        // this thread's network namespace.
+        let r = unsafe { libc::setns(fd, libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        let mut opts = utipc_control::config::NodeOptions::default();
+        opts.set_id("pcapnode").expect("id");
+        opts.bearers.push(utipc_control::config::BearerSpec::Eth {
+            iface: "veth0".into(),
+        });
+        opts.pcap = Some(p);
+        let mut rt = utipc_control::node_setup::start(&opts, 1).expect("node");
+        // The trial's discovery messages go out in the first 400 ms.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(400);
+        while std::time::Instant::now() < deadline {
+            rt.poll(std::time::Duration::from_millis(20), &[])
+                .expect("poll");
+        }
+        rt.shutdown();
+    })
+    .join()
+    .expect("thread");
+    let (frames, _) = utipc_control::capture::read_capture(&path).expect("pcap readable");
+    assert!(frames.len() >= 3, "{} frames", frames.len());
+    for f in &frames {
+        // Every captured frame is a TIPC discovery message from our node.
+        assert_eq!(f.tipc[0] >> 5, 2);
+        assert_eq!((f.tipc[0] >> 1) & 0xf, 13, "LINK_CONFIG");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(file);
+}
