@@ -18,7 +18,7 @@ use utipc_proto::node::{Node, NodeConfig};
 use utipc_proto::wire::discovery::MediaAddr;
 
 use crate::config::{BearerSpec, NodeOptions};
-use crate::xdp_bearer::SteeredXdp;
+use crate::xdp_bearer::open_steered;
 
 /// Why a node could not be started; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -127,11 +127,8 @@ pub fn open_ethernet(
     iface: &str,
     insist_xdp: bool,
 ) -> Result<(Box<dyn Bearer + Send>, String), SetupError> {
-    match SteeredXdp::open(iface) {
-        Ok(x) => {
-            let note = x.describe();
-            Ok((Box::new(x), note))
-        }
+    match open_steered(iface) {
+        Ok((x, note)) => Ok((Box::new(x), note)),
         Err(why) if insist_xdp => Err(SetupError::NoXdp(iface.to_owned(), why)),
         Err(why) => {
             let b = PacketBearer::open(iface).map_err(|source| SetupError::Bearer {

@@ -53,7 +53,15 @@ fn eth_prefers_af_xdp_and_falls_back_with_a_reason() {
         // back to AF_PACKET and says why, and xdp: refuses.
         let (_second, note2) = open_ethernet("veth0", false).expect("fallback bearer");
         let insist = open_ethernet("veth0", true).map(|_| ());
+        // Dropping the AF_XDP bearer detaches its steering program (the bearer's guard), so
+        // AF_XDP is available again.
         drop(first);
+        drop(_second);
+        let again = open_ethernet("veth0", true).map(|(_, note)| note);
+        assert!(
+            again.as_ref().is_ok_and(|n| n.starts_with("AF_XDP ")),
+            "{again:?}"
+        );
         (note1, note2, insist)
     })
     .join()

@@ -248,6 +248,10 @@ pub struct XdpBearer {
     need_wakeup: bool,
     stats: BearerStats,
     xdp: XdpCounters,
+    /// Something that must live as long as the socket and go after it — in practice the XDP
+    /// steering program that feeds the socket (kept opaque so this crate does not depend on
+    /// the loader). Last field: dropped after the socket and the UMEM.
+    guard: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl XdpBearer {
@@ -427,7 +431,19 @@ impl XdpBearer {
             need_wakeup: cfg.need_wakeup,
             stats: BearerStats::default(),
             xdp: XdpCounters::default(),
+            guard: None,
         })
+    }
+
+    /// Keeps `guard` alive until the bearer is dropped, and drops it after the socket: the
+    /// steering program that redirects to this socket stays attached exactly as long.
+    pub fn set_guard(&mut self, guard: Box<dyn std::any::Any + Send>) {
+        self.guard = Some(guard);
+    }
+
+    /// The guard given to [`XdpBearer::set_guard`].
+    pub fn guard(&self) -> Option<&(dyn std::any::Any + Send)> {
+        self.guard.as_deref()
     }
 
     /// The interface name.
