@@ -28,11 +28,12 @@ use crate::name_distr::{Distributor, NamedChange, PeerNamedState, build_bulk};
 use crate::name_table::{Binding, NameTable, Scope};
 use crate::rand::Rng;
 use crate::time::Instant;
+use crate::wire::Packet;
 use crate::wire::common::{Common, Internal, User};
+use crate::wire::crypto::EncryptedRepr;
 use crate::wire::discovery::{DiscType, DiscoveryRepr, MediaAddr, caps};
 use crate::wire::link_proto::{LinkProtoRepr, LinkProtoType};
 use crate::wire::name_distr::{NameDistrRepr, Publication};
-use crate::wire::{Frame, MessageRepr, Packet};
 
 pub use self::bcast::{BcastRcv, BcastRcvStats};
 pub use self::contact::{ContactState, PeerView};
@@ -843,29 +844,33 @@ impl Node {
         if self.bearers.get(slot).is_none_or(Option::is_none) {
             return;
         }
-        let Ok(frame) = Frame::parse(bytes) else {
-            self.stats.malformed += 1;
-            return;
-        };
-        let msg = match frame {
-            Frame::Encrypted(_) => {
-                self.stats.encrypted += 1;
-                return;
-            }
-            Frame::Plain(m) => m,
-        };
-        if let MessageRepr::Discovery(d) = msg {
-            self.on_discovery(now, slot, &d);
-            return;
-        }
-        if self.addr_state != AddrState::Committed {
-            self.stats.misrouted += 1;
+        // One header check per frame: the full message is parsed only where it is used
+        // (discovery here, everything else by the link or the receive path).
+        if EncryptedRepr::is_encrypted(bytes) {
+            self.stats.encrypted += 1;
             return;
         }
         let Ok(p) = Packet::new_checked(bytes) else {
             self.stats.malformed += 1;
             return;
         };
+        if p.version() != crate::wire::TIPC_VERSION {
+            self.stats.malformed += 1;
+            return;
+        }
+        if User::from(p.user_raw()) == User::LinkConfig
+            && !matches!(DiscType::from(p.msg_type_raw()), DiscType::Unknown(_))
+        {
+            match DiscoveryRepr::parse(&p) {
+                Ok(d) => self.on_discovery(now, slot, &d),
+                Err(_) => self.stats.malformed += 1,
+            }
+            return;
+        }
+        if self.addr_state != AddrState::Committed {
+            self.stats.misrouted += 1;
+            return;
+        }
         let prev = p.prev_node();
         if p.non_seq() {
             self.on_broadcast(now, prev, &p);
@@ -888,9 +893,9 @@ impl Node {
             self.stats.gated += 1;
             return;
         }
-        let msg = p.message().to_vec();
+        let msg = p.message();
         self.with_link(now, prev, slot, |link, now, bc, out| {
-            link.handle_packet(now, &msg, bc, out);
+            link.handle_packet(now, msg, bc, out);
         });
     }
 

@@ -58,6 +58,7 @@ use super::*;
 use crate::bearer::MediaKind;
 use crate::link::reassembly::Reassembler;
 use crate::name_table::Scope;
+use crate::wire::MessageRepr;
 use crate::wire::bundler::BundleIter;
 use crate::wire::common::Importance;
 use crate::wire::data::{DataRepr, DataType, ErrorCode};
