@@ -8,12 +8,15 @@
 //!   [`Node::poll_timeout`] said so), and commands ([`Node::add_bearer`], [`Node::bind`],
 //!   [`Node::send`], ...), each with the current time;
 //! * outputs: [`Node::poll_transmit`] (packets for the bearers), [`Node::poll_event`] (node,
-//!   link and binding changes), [`Node::recv`] (messages for local sockets).
+//!   link and binding changes), [`Node::poll_socket_event`] (sockets readable or writable,
+//!   connections made, refused or ended, spec §9), [`Node::recv`] (messages for local
+//!   sockets).
 //!
-//! After any input, drain `poll_transmit` and `poll_event`, then re-arm the timer from
-//! `poll_timeout`. Time must not go backwards.
+//! After any input, drain `poll_transmit`, `poll_event` and `poll_socket_event`, then re-arm
+//! the timer from `poll_timeout`. Time must not go backwards.
 
 mod bcast;
+mod conn;
 mod contact;
 mod discovery;
 mod ports;
@@ -36,6 +39,10 @@ use crate::wire::link_proto::{LinkProtoRepr, LinkProtoType};
 use crate::wire::name_distr::{NameDistrRepr, Publication};
 
 pub use self::bcast::{BcastRcv, BcastRcvStats};
+pub use self::conn::{
+    Accepted, CONN_PROBING_INTERVAL, CONN_TIMEOUT_DEFAULT, ConnError, ConnInfo, ConnState,
+    ConnStats, FLOWCTL_BLOCK, INITIAL_WINDOW, LEGACY_WINDOW, SocketEvent, SocketKind,
+};
 pub use self::contact::{ContactState, PeerView};
 pub use self::discovery::{
     Discoverer, INTERVAL_MAX, INTERVAL_MIN, INTERVAL_NO_LINK, Identity, TRIAL_PERIOD,
@@ -53,11 +60,17 @@ pub use self::routing::{Addr, MAX_REJECT_DATA, SendError, SendOpts};
 /// * LINK_PROTO_SEQNO — our STATEs carry their own counter; we check the peer's.
 /// * GAP_ACK_BLOCK — our STATEs carry the gap-ack record; we use the peer's.
 /// * NAMED_BCAST — we receive name-table updates on the peer's broadcast link.
+/// * SYN_BIT — our connects carry the SYN bit; our listeners refuse non-SYN messages from
+///   peers that have it (spec §9.2).
+/// * BLOCK_FLOWCTL — connection flow control in 1 KiB blocks with advertised windows
+///   (spec §9.3).
 ///
-/// Not advertised until implemented: SYN_BIT, BLOCK_FLOWCTL and NAGLE (connections, a later
-/// issue), MCAST_RBCTL (SYN-twin ordering of multicast method switches), TUNNEL_ENHANCED
-/// (failover and synch between parallel links).
-pub const UTIPC_CAPABILITIES: u16 = caps::BCAST_SYNCH
+/// Not advertised until implemented: NAGLE (we never coalesce stream writes, so peers never
+/// ask us for nagle-acks), MCAST_RBCTL (SYN-twin ordering of multicast method switches),
+/// TUNNEL_ENHANCED (failover and synch between parallel links). The value is 0x97f.
+pub const UTIPC_CAPABILITIES: u16 = caps::SYN_BIT
+    | caps::BLOCK_FLOWCTL
+    | caps::BCAST_SYNCH
     | caps::BCAST_STATE_NACK
     | caps::BCAST_RCAST
     | caps::NODE_ID128
@@ -218,7 +231,7 @@ pub struct NodeStats {
     pub gated: u64,
     /// Discovery messages that were our own, or claimed our address.
     pub discovery_ignored: u64,
-    /// Messages of users not handled yet (connections, groups, crypto, tunnel).
+    /// Messages of users not handled yet (groups, crypto, tunnel).
     pub unhandled: u64,
     /// Data messages delivered to local sockets.
     pub delivered: u64,
@@ -300,6 +313,8 @@ pub struct Node {
     name_table: NameTable,
     distributor: Distributor,
     ports: ports::Ports,
+    /// Connection timers, socket events, and what waits for congested links.
+    conn: conn::ConnShared,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: NodeStats,
@@ -328,6 +343,7 @@ impl Node {
             bearers: Default::default(),
             peers: BTreeMap::new(),
             ports: ports::Ports::default(),
+            conn: conn::ConnShared::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
@@ -470,6 +486,9 @@ impl Node {
                 }
             }
         }
+        if let Some(x) = self.conn_poll_timeout() {
+            consider(x);
+        }
         t
     }
 
@@ -518,6 +537,7 @@ impl Node {
                 }
             }
         }
+        self.conn_handle_timeout(now);
         self.cleanup_peers(now);
     }
 
@@ -558,6 +578,8 @@ impl Node {
         };
         f(&mut pl.link, now, &bc, &mut out);
         self.process_link_output(now, addr, slot, out);
+        // Acks may have made room: waiting connection messages and senders go on.
+        self.conn_link_progress(now, addr);
     }
 
     fn process_link_output(&mut self, now: Instant, addr: u32, slot: usize, out: LinkOutput) {
@@ -698,6 +720,8 @@ impl Node {
                 self.events.push_back(Event::Withdrawn(change.binding));
             }
             self.events.push_back(Event::NodeDown { addr });
+            // Every connection to the node ends with TIPC_ERR_NO_NODE (spec §9.5).
+            self.conn_node_down(addr);
         }
     }
 
@@ -798,6 +822,7 @@ impl Node {
                 self.on_name_distr(from, &p);
             }
             u if u.is_data() => self.on_data(now, from, &p),
+            User::ConnManager => self.on_conn_mgr(now, from, &p),
             _ => self.stats.unhandled += 1,
         }
     }
@@ -1286,6 +1311,8 @@ impl crate::sim::SimNode for Node {
     }
 }
 
+#[cfg(test)]
+mod conn_tests;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]

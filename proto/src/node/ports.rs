@@ -8,8 +8,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::conn::{Conn, SocketKind};
+use crate::wire::MIN_H_SIZE;
 use crate::wire::common::Importance;
-use crate::wire::data::ErrorCode;
+use crate::wire::data::{DataRepr, DataType, ErrorCode};
 
 /// Default receive limit for low importance (the kernel's default sk_rcvbuf of 2 MiB); each
 /// higher importance doubles it (spec §12).
@@ -53,14 +55,70 @@ pub struct Received {
     pub data: Vec<u8>,
 }
 
+/// What the core keeps about a queued message besides what the application sees: enough to
+/// count its flow-control blocks when it is read (spec §9.3) and to return it to its sender
+/// when the socket closes unread (spec §9.5, §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MsgMeta {
+    /// Header length as received (24 for CONN_MSG, 32/40/44 otherwise).
+    pub(crate) header_len: usize,
+    /// Message type as received.
+    pub(crate) msg_type: DataType,
+    /// The sender's D bit: such a message is never returned.
+    pub(crate) dest_droppable: bool,
+    /// The SYN bit (a connection request queued on a listener).
+    pub(crate) syn: bool,
+    /// Lookup scope as received (kept for the returned copy).
+    pub(crate) lookup_scope: u8,
+}
+
+impl MsgMeta {
+    /// The metadata of a parsed data message.
+    pub(crate) fn of(d: &DataRepr<'_>) -> Self {
+        Self {
+            header_len: d.header_len,
+            msg_type: d.msg_type,
+            dest_droppable: d.common.flags.dest_droppable,
+            syn: d.common.flags.syn,
+            lookup_scope: d.lookup_scope,
+        }
+    }
+
+    /// A message generated locally (connection aborts): a 24-byte CONN_MSG, never returned.
+    pub(crate) fn local_abort() -> Self {
+        Self {
+            header_len: MIN_H_SIZE,
+            msg_type: DataType::Conn,
+            dest_droppable: true,
+            syn: false,
+            lookup_scope: 0,
+        }
+    }
+}
+
+/// A queued message.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub(crate) msg: Received,
+    pub(crate) meta: MsgMeta,
+}
+
 /// One local socket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PortState {
-    pub(crate) queue: VecDeque<Received>,
+    pub(crate) queue: VecDeque<Queued>,
     pub(crate) queued_bytes: usize,
     pub(crate) rcvbuf: usize,
     pub(crate) dropped: u64,
     pub(crate) rejected_overload: u64,
+    /// The socket type (spec §9.1).
+    pub(crate) kind: SocketKind,
+    /// Connection state (used by STREAM and SEQPACKET sockets only).
+    pub(crate) conn: Conn,
+    /// A [`super::SocketEvent::Readable`] for this port is waiting in the event queue.
+    pub(crate) readable_pending: bool,
+    /// A [`super::SocketEvent::Writable`] for this port is waiting in the event queue.
+    pub(crate) writable_pending: bool,
 }
 
 /// Why a message could not be queued.
@@ -83,14 +141,30 @@ impl Ports {
         self.map.contains_key(&port)
     }
 
-    pub(crate) fn open(&mut self, port: u32) {
+    pub(crate) fn open(&mut self, port: u32, kind: SocketKind) {
         self.map.insert(
             port,
             PortState {
+                queue: VecDeque::new(),
+                queued_bytes: 0,
                 rcvbuf: DEFAULT_RCVBUF,
-                ..PortState::default()
+                dropped: 0,
+                rejected_overload: 0,
+                kind,
+                conn: Conn::default(),
+                readable_pending: false,
+                writable_pending: false,
             },
         );
+    }
+
+    pub(crate) fn get_mut(&mut self, port: u32) -> Option<&mut PortState> {
+        self.map.get_mut(&port)
+    }
+
+    /// Every open port, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &PortState)> {
+        self.map.iter().map(|(&p, s)| (p, s))
     }
 
     pub(crate) fn close(&mut self, port: u32) -> Option<PortState> {
@@ -115,24 +189,55 @@ impl Ports {
         }
     }
 
-    /// Queues `msg` for `port` if its importance's limit allows (rejected messages coming back
-    /// to us are always accepted: they are answers to our own sends).
-    pub(crate) fn enqueue(&mut self, port: u32, msg: Received) -> Result<(), QueueError> {
+    /// Queues `msg` for `port` if the limit allows: `limit` for connection traffic, else the
+    /// socket's limit for the message's importance (rejected messages coming back to us are
+    /// always accepted: they are answers to our own sends). Returns whether the queue was
+    /// empty before (the transition that makes a socket readable).
+    pub(crate) fn enqueue(
+        &mut self,
+        port: u32,
+        msg: Received,
+        meta: MsgMeta,
+        limit: Option<usize>,
+    ) -> Result<bool, QueueError> {
         let p = self.map.get_mut(&port).ok_or(QueueError::NoPort)?;
-        let limit = p.rcvbuf << (msg.importance as usize);
+        let limit = limit.unwrap_or(p.rcvbuf << (msg.importance as usize));
         if msg.error.is_none() && p.queued_bytes + msg.data.len() > limit {
             return Err(QueueError::Overload);
         }
+        let was_empty = p.queue.is_empty();
         p.queued_bytes += msg.data.len();
-        p.queue.push_back(msg);
-        Ok(())
+        p.queue.push_back(Queued { msg, meta });
+        Ok(was_empty)
     }
 
-    pub(crate) fn dequeue(&mut self, port: u32) -> Option<Received> {
+    /// Puts a message at the head of the queue (a SYN+ payload handed to the accepted socket).
+    pub(crate) fn push_front(&mut self, port: u32, msg: Received, meta: MsgMeta) -> bool {
+        let Some(p) = self.map.get_mut(&port) else {
+            return false;
+        };
+        let was_empty = p.queue.is_empty();
+        p.queued_bytes += msg.data.len();
+        p.queue.push_front(Queued { msg, meta });
+        was_empty
+    }
+
+    pub(crate) fn dequeue(&mut self, port: u32) -> Option<Queued> {
         let p = self.map.get_mut(&port)?;
         let m = p.queue.pop_front()?;
-        p.queued_bytes -= m.data.len();
+        p.queued_bytes -= m.msg.data.len();
         Some(m)
+    }
+
+    /// Empties a socket's queue and returns what it held.
+    pub(crate) fn take_queue(&mut self, port: u32) -> VecDeque<Queued> {
+        match self.map.get_mut(&port) {
+            Some(p) => {
+                p.queued_bytes = 0;
+                core::mem::take(&mut p.queue)
+            }
+            None => VecDeque::new(),
+        }
     }
 
     pub(crate) fn count_drop(&mut self, port: u32, overload: bool) {

@@ -19,10 +19,11 @@
 //!
 //! # What differs on purpose, and how the comparisons account for it
 //!
-//! * **Capabilities.** utipc advertises [`UTIPC_CAPABILITIES`] (0x976), the kernel 0xfff. The
-//!   discovery capability field differs, and with it bit 15 of the signature word, which the
-//!   kernel's layout overlaps with capability bit 0 (SYN_BIT): our configured signature 0xda57
-//!   reads 0x5a57 on the wire. Discovery messages are compared with those two fields masked.
+//! * **Capabilities.** utipc advertises [`UTIPC_CAPABILITIES`] (0x97f: no NAGLE, MCAST_RBCTL
+//!   or TUNNEL_ENHANCED), the kernel 0xfff. The discovery capability field differs. Bit 15 of
+//!   the signature word, which the kernel's layout overlaps with capability bit 0 (SYN_BIT),
+//!   now agrees (both advertise SYN_BIT), but is still masked so the comparison does not
+//!   depend on that bit. Discovery messages are compared with those fields masked.
 //! * **Port numbers and publication keys** are random in utipc; ours are mapped to the
 //!   kernel's before comparing ([`Replay::kernel_view`]).
 //! * **No broadcast link sends.** utipc sends name-table updates as unicast copies and
@@ -31,9 +32,10 @@
 //!   broadcast link either (its bindings went out in the bulk, it sent no multicast), so its
 //!   frames say 0 too and are compared as they are; no update or multicast of ours needs
 //!   translating. ktnode2's broadcast link is received as the kernel does (`eth-06`, `eth-08`).
-//! * **Connections** are not implemented: the stream SYN of `eth-07` is rejected
-//!   (TIPC_ERR_NO_PORT) where the kernel accepted it; the connection traffic that follows in
-//!   the capture cannot be replayed.
+//! * **Connections.** The stream server of `eth-07` is replayed like the echo server: its
+//!   accept, its reads and its echoes are application timing, taken from the kernel's frames
+//!   (the accept when the kernel's ACK appears, a read when the kernel's CONN_ACK or echo
+//!   appears, an echo when the kernel's does); what the node sends for them is checked.
 //! * **Timer phase and jiffies.** The kernel's timers run on 4 ms jiffies (HZ = 250), so its
 //!   125 ms / 375 ms intervals are 128–135 ms / ~384 ms on the wire, and its link timer runs at
 //!   its own phase. Whatever a timer sends (discovery, periodic RESET, probes, idle STATEs) is
@@ -75,6 +77,9 @@ const SVC: u32 = 18_888;
 /// The kernel server's RDM socket ({18888, 17}) and stream listener ({18888, 18}).
 const K1_RDM_PORT: u32 = 1_187_994_978;
 const K1_STREAM_PORT: u32 = 2_864_568_425;
+/// The kernel server's accepted stream socket (`eth-07`) and ktnode2's client socket.
+const K1_CONN_PORT: u32 = 3_991_172_643;
+const K2_STREAM_PORT: u32 = 78_862_789;
 /// ktnode2's RDM client socket.
 const K2_PORT: u32 = 342_600_512;
 /// The link sessions of the first session (`eth-02`).
@@ -293,9 +298,15 @@ fn data_of(msg: &[u8]) -> Vec<u8> {
 struct Replay {
     node: Node,
     now: Instant,
-    /// Our echo socket ({18888, 17}) and the stand-in for the stream listener ({18888, 18}).
+    /// Our echo socket ({18888, 17}), the stream listener ({18888, 18}) and the connection it
+    /// accepted (0 until then).
     rdm: u32,
     stream: u32,
+    conn: u32,
+    /// Stream data read and not yet echoed.
+    conn_rx: VecDeque<Received>,
+    /// Every socket event, with its time.
+    socket_events: Vec<(Instant, SocketEvent)>,
     /// Publication keys of those two bindings.
     keys: (u32, u32),
     sent: Vec<Sent>,
@@ -326,6 +337,9 @@ impl Replay {
             now: Instant::ZERO,
             rdm: 0,
             stream: 0,
+            conn: 0,
+            conn_rx: VecDeque::new(),
+            socket_events: Vec::new(),
             keys: (0, 0),
             sent: Vec::new(),
             events: Vec::new(),
@@ -356,6 +370,9 @@ impl Replay {
                 self.pending.push_back(r);
             }
         }
+        while let Some(ev) = self.node.poll_socket_event() {
+            self.socket_events.push((self.now, ev));
+        }
         while let Some(tx) = self.node.poll_transmit() {
             self.sent.push(Sent {
                 t: self.now,
@@ -368,7 +385,8 @@ impl Replay {
     fn bind_server(&mut self) {
         let now = self.now;
         self.rdm = self.node.open_port();
-        self.stream = self.node.open_port();
+        self.stream = self.node.open_socket(SocketKind::Stream);
+        self.node.listen(self.stream).expect("listen");
         let a = self
             .node
             .bind(now, self.rdm, Scope::Cluster, SVC, 17, 17)
@@ -453,20 +471,33 @@ impl Replay {
         let map = [
             (self.rdm, K1_RDM_PORT),
             (self.stream, K1_STREAM_PORT),
+            (self.conn, K1_CONN_PORT),
             (self.keys.0, K1_RDM_PORT + 1),
             (self.keys.1, K1_STREAM_PORT + 1),
         ];
+        Self::map_ports(msg, &map)
+    }
+
+    /// ktnode2's message with the kernel server's connection port replaced by ours: the
+    /// peer addresses the accepted socket by the port our ACK told it.
+    fn our_view(&self, msg: &[u8]) -> Vec<u8> {
+        Self::map_ports(msg, &[(K1_CONN_PORT, self.conn)])
+    }
+
+    /// `msg` with the port and key words of data, connection-manager and name-table traffic
+    /// translated by `map` (from, to); a 0 never matches.
+    fn map_ports(msg: &[u8], map: &[(u32, u32)]) -> Vec<u8> {
         let mut m = msg.to_vec();
         let swap = |m: &mut [u8], off: usize| {
             let v = u32::from_be_bytes(m[off..off + 4].try_into().expect("word"));
-            if let Some(&(_, k)) = map.iter().find(|(o, _)| *o == v) {
+            if let Some(&(_, k)) = map.iter().find(|(o, _)| *o == v && v != 0) {
                 m[off..off + 4].copy_from_slice(&k.to_be_bytes());
             }
         };
         let p = Packet::new_checked(msg).expect("valid");
         let hdr = p.header_len();
         match User::from(p.user_raw()) {
-            u if u.is_data() => {
+            u if u.is_data() || u == User::ConnManager => {
                 swap(&mut m, 16);
                 swap(&mut m, 20);
             }
@@ -1168,8 +1199,9 @@ fn through_eth05() -> Replay {
 /// utipc does not advertise MCAST_RBCTL, so a kernel would send it neither the twin nor the
 /// SYN bit; fed the kernel's frames anyway, it must accept the twin into its broadcast receive
 /// link (it acks it: broadcast ack 1 in the echo) and drop it, and deliver the replicast copy
-/// to the {18888, 17} socket (17 ∈ 0..100). Strict: the echo byte for byte (port mapped):
-/// DIRECT, seqno 360, ack 153, broadcast ack 1; the delivered message.
+/// to the {18888, 17} socket (17 ∈ 0..100), while the stream listener on {18888, 18} drops
+/// its copy. Strict: the echo byte for byte (port mapped): DIRECT, seqno 360, ack 153,
+/// broadcast ack 1; the delivered message; nothing else sent.
 #[test]
 fn eth06_multicast() {
     let f = capture("eth-06-multicast.pcap");
@@ -1198,82 +1230,223 @@ fn eth06_multicast() {
             upper: 100
         }
     );
-    // The twin: accepted in sequence by the broadcast receive link, then dropped.
+    // The twin: accepted in sequence by the broadcast receive link, then dropped. The stream
+    // listener on {18888, 18} (18 ∈ 0..100) refuses the replicast copy, as a connection
+    // socket refuses multicast; the sender's RDM socket made it destination-droppable, so it
+    // is dropped, not returned (the kernel's listener returned nothing either: `ours` holds
+    // the echo alone).
     let bc = r.node.bcast_rcv(K2).expect("peer");
     assert_eq!((bc.ack(), bc.stats.received), (1, 1));
-    assert_eq!(r.node.stats().dropped - dropped, 1);
+    assert!(Packet::new_unchecked(&frame(&f, 2).msg[..]).dest_droppable());
+    assert_eq!(r.node.stats().dropped - dropped, 2);
 }
 
 // ---------------------------------------------------------------------------------------------
-// eth-07: stream connection request
+// eth-07: a stream connection
 // ---------------------------------------------------------------------------------------------
 
-/// `eth-07-stream-connection`, frame 1: ktnode2 connects a stream socket to {18888, 18} (a
-/// NAMED message with SYN, no data). The kernel's listener accepted (frame 2: an empty
-/// CONN_MSG, seqno 361, ack 154) and the rest of the cut is the connection's traffic.
+/// What a frame ktnode1 sent in `eth-07` tells about its stream server application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerStep {
+    /// The empty CONN_MSG of `accept()`.
+    Accept,
+    /// A CONN_ACK: the application had just read a message.
+    Read,
+    /// The first packet of an echo: the application sent what it read.
+    Echo,
+    /// Anything else (the rest of an echo's fragments).
+    Nothing,
+}
+
+fn server_step(msg: &[u8]) -> ServerStep {
+    let conn_data = |m: &[u8]| {
+        let p = Packet::new_unchecked(m);
+        User::from(p.user_raw()).is_data() && DataType::from(p.msg_type_raw()) == DataType::Conn
+    };
+    match repr(msg) {
+        MessageRepr::Data(d) if d.msg_type == DataType::Conn => {
+            if d.payload.is_empty() {
+                ServerStep::Accept
+            } else {
+                ServerStep::Echo
+            }
+        }
+        MessageRepr::Fragment(f) if f.msg_type == FragType::First && conn_data(f.base.payload) => {
+            ServerStep::Echo
+        }
+        MessageRepr::ConnMgr(_) => ServerStep::Read,
+        _ => ServerStep::Nothing,
+    }
+}
+
+impl Replay {
+    /// The stream server reads one message from its connection.
+    fn conn_read(&mut self) {
+        let r = self.node.recv(self.conn).expect("stream data to read");
+        self.conn_rx.push_back(r);
+        self.drain();
+    }
+
+    /// Replays `eth-07`: ktnode2's frames are fed at their times; the server application
+    /// accepts, reads and echoes when the kernel's server did (see [`ServerStep`]).
+    fn replay_stream(&mut self, frames: &[CapFrame]) {
+        for f in frames {
+            if f.from_peer {
+                let m = self.our_view(&f.msg);
+                self.feed(f.t, &m);
+                continue;
+            }
+            self.run_until(f.t);
+            match server_step(&f.msg) {
+                ServerStep::Accept => {
+                    let a = self.node.accept(self.now, self.stream).expect("a SYN");
+                    self.conn = a.port;
+                    self.drain();
+                }
+                ServerStep::Read => self.conn_read(),
+                ServerStep::Echo => {
+                    if self.conn_rx.is_empty() {
+                        self.conn_read();
+                    }
+                    let r = self.conn_rx.pop_front().expect("read");
+                    let n = self
+                        .node
+                        .send_conn(self.now, self.conn, &r.data)
+                        .expect("echo sent");
+                    assert_eq!(n, r.data.len());
+                    self.drain();
+                }
+                ServerStep::Nothing => {}
+            }
+        }
+        if let Some(last) = frames.last() {
+            self.run_until(last.t);
+        }
+    }
+}
+
+/// `eth-07-stream-connection`: ktnode2 connects a stream socket to {18888, 18} (frame 1: a
+/// NAMED message with SYN, no data, to the kernel server's listener port), the server accepts
+/// (frame 2: an empty CONN_MSG from the new socket, 24-byte header), ktnode2 sends
+/// "hello-stream" and 48 × 8 KiB (8,216-byte CONN_MSGs, 6 link fragments each) and the server
+/// echoes each; each side acknowledges what its application read, first after 37 blocks
+/// (hello + 4 × 9) then after 135 (15 × 9), advertising 512; ktnode2 shuts down (frame 587:
+/// an empty CRITICAL CONN_MSG with TIPC_CONN_SHUTDOWN).
 ///
-/// utipc has no connections yet (a later issue): it refuses the SYN as the kernel refuses a
-/// connection to a port without a listener, returning the message with TIPC_ERR_NO_PORT
-/// (ports swapped, header and name kept, no data), at once, as the next packet on the link —
-/// where the kernel's CONN_MSG was: same seqno, ack and broadcast ack. The client's kernel
-/// would report ECONNREFUSED, so ktnode2's later frames (written for an accepted connection)
-/// are not fed.
+/// Our listener (a different port: the SYN reaches it by the secondary lookup) queues the
+/// SYN; the application's accept, reads and echoes are replayed at the kernel's times.
+/// Strict, byte for byte (ports mapped): every packet we send — the ACK, the 49 echoes with
+/// the kernel's fragmentation, seqnos and acks, our three CONN_ACKs (conn_ack 37, 135, 135,
+/// adv_win 512) — and nothing else; the data delivered, in order; the orderly end: a
+/// Disconnected(CONN_SHUTDOWN) event and an end marker after the data; closing the socket
+/// then sends nothing (the peer already ended it); the link ends where the kernel's did (sent
+/// up to 653, received up to 447, `eth-08`).
 #[test]
 fn eth07_stream_connection() {
     let f = capture("eth-07-stream-connection.pcap");
     let mut r = through_eth05();
     r.replay(&capture("eth-06-multicast.pcap"));
-    let mark = r.sent.len();
-    let rejected = r.node.stats().rejected;
-    r.replay(&f[..1]);
+    let (mark, ev_mark) = (r.sent.len(), r.socket_events.len());
+    r.replay_stream(&f);
     let ours = r.sent_from(mark);
-    assert_eq!(ours.len(), 1);
-    assert_eq!(ours[0].t, frame(&f, 1).t);
-    let (o, k) = (&ours[0].data, &frame(&f, 2).msg);
-    assert_eq!(kind(k), "Low/CONN_MSG");
-    let (po, pk) = (Packet::new_unchecked(&o[..]), Packet::new_unchecked(&k[..]));
+    let kernel: Vec<&CapFrame> = f.iter().filter(|c| !c.from_peer).collect();
+    assert_eq!(ours.len(), kernel.len(), "as many packets as ktnode1");
+    for (o, k) in ours.iter().zip(&kernel) {
+        assert_eq!(
+            r.kernel_view(&o.data),
+            k.msg,
+            "frame {} ({})",
+            k.n,
+            kind(&k.msg)
+        );
+    }
+    // The ACK went out at the accept, on the kernel's frame.
+    assert_eq!(kind(&ours[0].data), "Low/CONN_MSG");
+    assert_eq!(ours[0].data.len(), 24);
+    assert_eq!(ours[0].t, frame(&f, 2).t);
+    // Our CONN_ACKs: 37 after hello + 4 messages, then 135, advertising 512.
+    let acks: Vec<(u16, u16)> = ours
+        .iter()
+        .filter_map(|s| match repr(&s.data) {
+            MessageRepr::ConnMgr(m) => Some((m.conn_ack, m.adv_win)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, [(37, 512), (135, 512), (135, 512)]);
+
+    // What the connection delivered: ktnode2's messages, in order, from its socket.
+    let peer_msgs: Vec<Vec<u8>> =
+        app_messages(f.iter().filter(|c| c.from_peer).map(|c| &c.msg[..]))
+            .iter()
+            .filter(|m| {
+                let p = Packet::new_unchecked(&m[..]);
+                DataType::from(p.msg_type_raw()) == DataType::Conn
+                    && !p.payload().is_empty()
+                    && DataRepr::parse(&Packet::new_checked(&m[..]).expect("valid"))
+                        .expect("data")
+                        .error
+                        == ErrorCode::Ok
+            })
+            .map(|m| data_of(m))
+            .collect();
+    assert_eq!(peer_msgs.len(), 49);
+    assert_eq!(peer_msgs[0], b"hello-stream");
+    assert!(peer_msgs[1..].iter().all(|m| m.len() == 8192));
+    let echoed: Vec<Vec<u8>> = app_messages(ours.iter().map(|s| &s.data[..]))
+        .iter()
+        .filter(|m| !data_of(m).is_empty())
+        .map(|m| data_of(m))
+        .collect();
+    assert_eq!(echoed, peer_msgs);
+
+    // The orderly end: an event and a marker after the data; nothing left unread.
+    let events: Vec<SocketEvent> = r.socket_events[ev_mark..].iter().map(|e| e.1).collect();
+    assert!(events.contains(&SocketEvent::Readable(r.stream)));
     assert_eq!(
-        (po.ack(), po.seqno(), po.bcast_ack(), po.prev_node()),
-        (pk.ack(), pk.seqno(), pk.bcast_ack(), pk.prev_node())
+        events[events.len() - 2..],
+        [
+            SocketEvent::Disconnected {
+                port: r.conn,
+                error: ErrorCode::ConnShutdown
+            },
+            SocketEvent::Readable(r.conn)
+        ]
     );
-    assert_eq!((po.ack(), po.seqno()), (154, 361));
-    let syn =
-        DataRepr::parse(&Packet::new_checked(&frame(&f, 1).msg[..]).expect("valid")).expect("data");
-    let m = DataRepr::parse(&Packet::new_checked(&o[..]).expect("valid")).expect("data");
-    assert_eq!((m.msg_type, m.error), (DataType::Named, ErrorCode::NoPort));
+    assert!(r.conn_rx.is_empty());
+    let end = r.node.recv(r.conn).expect("the end marker");
     assert_eq!(
-        (m.orig_port, m.dest_port, m.orig_node, m.dest_node),
-        (syn.dest_port, syn.orig_port, K1, K2)
+        (end.from, end.error, end.data.len()),
+        ((K2_STREAM_PORT, K2), Some(ErrorCode::ConnShutdown), 0)
     );
-    assert_eq!((m.orig_port, m.dest_port), (K1_STREAM_PORT, 78_862_789));
+    assert_eq!(r.node.recv(r.conn), None);
+    assert_eq!(r.node.conn_state(r.conn), Some(ConnState::Disconnected));
+    let mark = r.sent.len();
+    r.node.close_port(r.now, r.conn).expect("close");
+    r.drain();
     assert_eq!(
-        (m.header_len, m.name_type, m.name_lower, m.payload.len()),
-        (40, SVC, 18, 0)
+        r.sent.len(),
+        mark,
+        "closing an ended connection sends nothing"
     );
-    assert_eq!(r.node.stats().rejected - rejected, 1);
+    assert_eq!((r.snd_nxt(), r.rcv_nxt()), (654, 448));
 }
 
-/// Through `eth-06` and the connection request of `eth-07` (`eth07_stream_connection`).
-fn through_eth07_syn() -> Replay {
+/// Through `eth-07`, the stream server's socket closed: the kernel's state at the end of the
+/// cut (`eth-08` frame 2: ack 447, next_sent 654; frame 3: ack 653, next_sent 448).
+fn through_eth07() -> Replay {
     let mut r = through_eth05();
     r.replay(&capture("eth-06-multicast.pcap"));
-    r.replay(&capture("eth-07-stream-connection.pcap")[..1]);
+    r.replay_stream(&capture("eth-07-stream-connection.pcap"));
+    while r.node.recv(r.conn).is_some() {}
+    r.node.close_port(r.now, r.conn).expect("close");
+    r.drain();
+    assert_eq!((r.snd_nxt(), r.rcv_nxt()), (654, 448));
     r
 }
 
 // ---------------------------------------------------------------------------------------------
 // eth-08: publish / withdraw on the peer's broadcast link, idle supervision
 // ---------------------------------------------------------------------------------------------
-
-/// Through `eth-07`, then a fast-forward to the kernel's state at its end: the connection
-/// traffic took ktnode1 to seqno 653 sent and 447 received (`eth-08` frame 2: ack 447,
-/// next_sent 654; frame 3: ack 653, next_sent 448), at the time of `eth-07`'s last frame.
-fn through_eth07() -> Replay {
-    let mut r = through_eth07_syn();
-    let e7 = capture("eth-07-stream-connection.pcap");
-    r.fast_forward(e7.last().expect("frames").t, 654, 448, 0);
-    r
-}
 
 /// `eth-08-publish-withdraw`: ktnode2 binds {18888, 1000} and unbinds it 2 s later; both
 /// updates go on its broadcast link (N = 1, broadcast seqnos 2 and 3: every node of its cluster

@@ -6,7 +6,8 @@
 //! the secondary lookup of named messages, and rejection back to the sender with the kernel's
 //! error codes when a message cannot be delivered and is not destination-droppable.
 
-use super::ports::{DestName, QueueError, Received};
+use super::conn::{SocketKind, dest_name, received};
+use super::ports::{MsgMeta, QueueError, Received};
 use super::{Event, Node, NodeError, TIPC_RESERVED_TYPES};
 use crate::name_distr::{UpdateDest, build_update};
 use crate::name_table::{AnycastResult, Binding, Scope};
@@ -62,6 +63,14 @@ pub enum SendError {
     TooLarge,
     /// An address type the socket API does not define.
     BadAddress,
+    /// A connection's send window is full: the peer has not acknowledged enough of what it
+    /// was sent. Retry on [`super::SocketEvent::Writable`].
+    WouldBlock,
+    /// The socket is not connected (open, listening or still connecting), or is a datagram
+    /// socket given to a connection call.
+    NotConnected,
+    /// The connection has ended (shut down, closed or aborted by the peer, or lost).
+    Disconnected,
 }
 
 impl core::fmt::Display for SendError {
@@ -78,6 +87,11 @@ impl core::fmt::Display for SendError {
             Self::BadAddress => {
                 "unknown address type: use a socket address, service address or service range"
             }
+            Self::WouldBlock => {
+                "connection window full: retry when the peer has read and acknowledged more"
+            }
+            Self::NotConnected => "the socket is not connected: connect (or accept) first",
+            Self::Disconnected => "the connection has ended: close the socket",
         })
     }
 }
@@ -85,19 +99,23 @@ impl core::fmt::Display for SendError {
 impl std::error::Error for SendError {}
 
 impl Node {
-    /// Opens a local socket and returns its port number (random, never 0).
+    /// Opens a local RDM socket and returns its port number (random, never 0); see
+    /// [`Node::open_socket`] for the other kinds.
     pub fn open_port(&mut self) -> u32 {
-        loop {
-            let p = self.rng.next_u32();
-            if p != 0 && !self.ports.contains(p) {
-                self.ports.open(p);
-                return p;
-            }
-        }
+        self.open_socket(SocketKind::Rdm)
     }
 
-    /// Closes a socket: its bindings are withdrawn cluster-wide and its queue is discarded.
+    /// Closes a socket (spec §9.5): its bindings are withdrawn cluster-wide. A connection
+    /// returns its first unread message to the peer with TIPC_ERR_NO_PORT (or sends an empty
+    /// CRITICAL CONN_MSG with that error) and discards the rest; a listener refuses its
+    /// pending connection requests; a datagram socket returns its unread messages to their
+    /// senders unless they are destination-droppable.
     pub fn close_port(&mut self, now: Instant, port: u32) -> Result<(), NodeError> {
+        if !self.ports.contains(port) {
+            return Err(NodeError::NoSuchPort);
+        }
+        self.conn_close(now, port, ErrorCode::NoPort);
+        self.conn_forget(port);
         self.ports.close(port).ok_or(NodeError::NoSuchPort)?;
         let own = self.ident.addr;
         for change in self.name_table.remove_port(own, port) {
@@ -234,7 +252,7 @@ impl Node {
     }
 
     /// Sends a complete message to `node` over the link chosen by `selector` (spec §5.8).
-    fn send_to_node(
+    pub(super) fn send_to_node(
         &mut self,
         now: Instant,
         node: u32,
@@ -260,7 +278,13 @@ impl Node {
     }
 
     /// Sends a datagram from local socket `from` (spec §7.4, §12). A message to a local socket
-    /// is queued at once; others go over the link to their node.
+    /// is queued at once; others go over the link to their node. A link congestion refusal
+    /// ([`SendError::Congested`]) is followed by [`super::SocketEvent::Writable`] when the
+    /// link drains.
+    ///
+    /// From a STREAM or SEQPACKET socket: an open socket connects with `data` in the SYN
+    /// (implied connect, default timeout; the outcome comes as a socket event); a connected
+    /// one sends `data` as one message to its peer, ignoring `to` (see [`Node::send_conn`]).
     pub fn send(
         &mut self,
         now: Instant,
@@ -269,11 +293,16 @@ impl Node {
         opts: SendOpts,
         data: &[u8],
     ) -> Result<(), SendError> {
-        if !self.ports.contains(from) {
-            return Err(SendError::NoSuchPort);
-        }
+        let kind = self
+            .ports
+            .get(from)
+            .map(|p| p.kind)
+            .ok_or(SendError::NoSuchPort)?;
         if data.len() > MAX_USER_MSG_SIZE {
             return Err(SendError::TooLarge);
+        }
+        if kind.is_connection() {
+            return self.send_on_conn_socket(now, from, to, opts, data);
         }
         if !self.addr_committed() {
             return Err(SendError::NotReady);
@@ -352,6 +381,9 @@ impl Node {
                             *b |= 0x04;
                         }
                         if let Err(e) = self.send_to_node(now, node, from, msg) {
+                            if e == SendError::Congested {
+                                self.add_waiter(node, from, opts.importance as usize);
+                            }
                             result = Err(e);
                         }
                     }
@@ -373,7 +405,12 @@ impl Node {
             self.on_data_bytes(now, node, &msg);
             Ok(())
         } else {
-            self.send_to_node(now, node, from, msg)
+            let importance = Packet::new_unchecked(&msg[..]).user_raw();
+            let r = self.send_to_node(now, node, from, msg);
+            if r == Err(SendError::Congested) {
+                self.add_waiter(node, from, usize::from(importance));
+            }
+            r
         }
     }
 
@@ -423,9 +460,15 @@ impl Node {
         MessageRepr::Data(repr).to_vec().unwrap_or_default()
     }
 
-    /// Takes the next message from a socket's receive queue.
+    /// Takes the next message from a socket's receive queue. On a connection this counts
+    /// what was read and sends the CONN_ACK that reopens the peer's window when a quarter of
+    /// the window has been read (spec §9.3; stamped with the time of the node's latest
+    /// input). A message with `error: Some(_)` on a connection marks its end: after it,
+    /// nothing more arrives.
     pub fn recv(&mut self, port: u32) -> Option<Received> {
-        self.ports.dequeue(port)
+        let q = self.ports.dequeue(port)?;
+        self.conn_consumed(port, &q);
+        Some(q.msg)
     }
 
     /// Messages waiting in a socket's queue.
@@ -448,29 +491,34 @@ impl Node {
             return;
         };
         let _ = from;
+        self.conn_note_time(now);
         if d.error != ErrorCode::Ok {
-            // One of ours, returned: ports were swapped, so dest_port is the original sender.
-            let msg = Received {
-                from: (d.orig_port, d.origin_node()),
-                dest: dest_name(&d),
-                importance: d.importance,
-                error: Some(d.error),
-                data: d.payload.to_vec(),
-            };
-            if self.ports.enqueue(d.dest_port, msg).is_ok() {
-                self.stats.delivered += 1;
-            } else {
-                self.stats.dropped += 1;
+            // One of ours, returned (ports were swapped, so dest_port is the original
+            // sender), or a connection's abort.
+            let port = d.dest_port;
+            match self.ports.get(port).map(|p| p.kind) {
+                Some(k) if k.is_connection() => self.conn_filter(now, port, &d),
+                Some(_) if d.msg_type != DataType::Conn => {
+                    let msg = Received {
+                        from: (d.orig_port, d.origin_node()),
+                        dest: dest_name(&d),
+                        importance: d.importance,
+                        error: Some(d.error),
+                        data: d.payload.to_vec(),
+                    };
+                    if self.queue_msg(port, msg, MsgMeta::of(&d), None).is_ok() {
+                        self.stats.delivered += 1;
+                    } else {
+                        self.stats.dropped += 1;
+                    }
+                }
+                _ => self.stats.dropped += 1,
             }
             return;
         }
-        // The SYN bit asks for a connection on every type but MCAST_MSG, where it marks the
-        // first message after a broadcast/replicast switch (spec §6.4) and is delivered as usual.
-        if (d.common.flags.syn && d.msg_type != DataType::Mcast) || d.msg_type == DataType::Conn {
-            // Connections arrive with a later issue: refuse like a port without a listener.
-            self.reject(now, &d, ErrorCode::NoPort);
-            return;
-        }
+        // SYN on a NAMED or DIRECT message asks a listener for a connection (a datagram
+        // socket takes it as a datagram, as the kernel's does); on MCAST_MSG it marks the
+        // first message after a broadcast/replicast switch (spec §6.4).
         match d.msg_type {
             DataType::Mcast => {
                 let local_origin = d.origin_node() == self.ident.addr;
@@ -481,7 +529,15 @@ impl Node {
                     local_origin,
                 );
                 for port in ports {
-                    let r = self.ports.enqueue(port, received(&d));
+                    if self.ports.get(port).is_some_and(|p| p.kind.is_connection()) {
+                        // A connection socket takes no multicast (refused like the kernel's,
+                        // hence dropped when destination-droppable, as RDM senders' are).
+                        let mut copy = d;
+                        copy.dest_port = port;
+                        self.reject(now, &copy, ErrorCode::NoPort);
+                        continue;
+                    }
+                    let r = self.queue_msg(port, received(&d, None), MsgMeta::of(&d), None);
                     match r {
                         Ok(()) => self.stats.delivered += 1,
                         Err(_) => {
@@ -513,13 +569,34 @@ impl Node {
                 }
                 self.reject(now, &d, ErrorCode::NoName);
             }
-            DataType::Direct => self.deliver(now, &d, d.dest_port),
+            DataType::Direct | DataType::Conn => self.deliver(now, &d, d.dest_port),
             _ => self.stats.unhandled += 1,
         }
     }
 
+    /// Hands a message to local socket `port` (found by the destination port or the
+    /// secondary lookup, which the message then names, as the kernel rewrites it).
     fn deliver(&mut self, now: Instant, d: &DataRepr<'_>, port: u32) {
-        match self.ports.enqueue(port, received(d)) {
+        let mut d = *d;
+        d.dest_port = port;
+        let d = &d;
+        match self.ports.get(port).map(|p| p.kind) {
+            None => {
+                self.reject(now, d, ErrorCode::NoPort);
+                return;
+            }
+            Some(k) if k.is_connection() => {
+                self.conn_filter(now, port, d);
+                return;
+            }
+            Some(_) if d.msg_type == DataType::Conn => {
+                // Connection traffic for a datagram socket (spec §9.5).
+                self.reject(now, d, ErrorCode::NoPort);
+                return;
+            }
+            Some(_) => {}
+        }
+        match self.queue_msg(port, received(d, None), MsgMeta::of(d), None) {
             Ok(()) => self.stats.delivered += 1,
             Err(QueueError::NoPort) => self.reject(now, d, ErrorCode::NoPort),
             Err(QueueError::Overload) => {
@@ -531,7 +608,7 @@ impl Node {
 
     /// Returns an undeliverable message to its sender (the kernel's `tipc_msg_reverse`, spec
     /// §12), unless it is destination-droppable or already an error.
-    fn reject(&mut self, now: Instant, d: &DataRepr<'_>, err: ErrorCode) {
+    pub(super) fn reject(&mut self, now: Instant, d: &DataRepr<'_>, err: ErrorCode) {
         if d.common.flags.dest_droppable || d.error != ErrorCode::Ok {
             self.stats.dropped += 1;
             return;
@@ -539,7 +616,13 @@ impl Node {
         self.stats.rejected += 1;
         let own = self.ident.addr;
         let back_to = d.common.prev_node;
-        let keep = d.payload.len().min(MAX_REJECT_DATA);
+        // A SYN refused for overload comes back without its data: the sender keeps a copy
+        // and resends it (spec §9.2, §12).
+        let keep = if d.common.flags.syn && err == ErrorCode::Overload {
+            0
+        } else {
+            d.payload.len().min(MAX_REJECT_DATA)
+        };
         let mut r = *d;
         r.error = err;
         r.orig_port = d.dest_port;
@@ -566,30 +649,5 @@ impl Node {
         } else if self.send_to_node(now, back_to, r.orig_port, msg).is_err() {
             self.stats.dropped += 1;
         }
-    }
-}
-
-fn dest_name(d: &DataRepr<'_>) -> DestName {
-    match d.msg_type {
-        DataType::Named => DestName::Service {
-            service_type: d.name_type,
-            instance: d.name_lower,
-        },
-        DataType::Mcast => DestName::Range {
-            service_type: d.name_type,
-            lower: d.name_lower,
-            upper: d.name_upper,
-        },
-        _ => DestName::Socket,
-    }
-}
-
-fn received(d: &DataRepr<'_>) -> Received {
-    Received {
-        from: (d.orig_port, d.origin_node()),
-        dest: dest_name(d),
-        importance: d.importance,
-        error: None,
-        data: d.payload.to_vec(),
     }
 }
