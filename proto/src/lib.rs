@@ -21,4 +21,5 @@ pub mod rand;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod time;
+pub mod topsrv;
 pub mod wire;
