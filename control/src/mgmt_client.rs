@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use crate::config;
-use crate::mgmt::Query;
+use crate::mgmt::{PcapCmd, Query};
 
 /// How long [`query`] waits to connect, and then for the whole answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,6 +79,27 @@ pub enum ClientError {
 /// Asks the daemon whose run directory is `dir`; returns the response's `data`.
 pub fn query(dir: &Path, q: Query) -> Result<Json, ClientError> {
     request(dir, &json!({"cmd": q.cmd()}), DEFAULT_TIMEOUT)
+}
+
+/// Sends a capture command: `path` (absolute: the daemon creates the file) for
+/// [`PcapCmd::Start`], `bearer` to limit it to one bearer. Returns the response's `data`
+/// (render it with [`crate::mgmt::render_pcap_text`]).
+pub fn pcap(
+    dir: &Path,
+    cmd: PcapCmd,
+    path: Option<&str>,
+    bearer: Option<&str>,
+) -> Result<Json, ClientError> {
+    let mut req = json!({"cmd": cmd.cmd()});
+    if let Some(obj) = req.as_object_mut() {
+        if let Some(p) = path {
+            obj.insert("path".to_owned(), json!(p));
+        }
+        if let Some(b) = bearer {
+            obj.insert("bearer".to_owned(), json!(b));
+        }
+    }
+    request(dir, &req, DEFAULT_TIMEOUT)
 }
 
 /// Sends any request object and returns the response's `data`; `timeout` bounds the connect

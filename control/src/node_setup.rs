@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use utipc_dataplane::bearer::Bearer;
 use utipc_dataplane::bearer::packet::PacketBearer;
@@ -179,6 +179,18 @@ pub fn fresh_seed() -> u64 {
     t ^ (u64::from(std::process::id()) << 32) ^ (&raw const local as u64).rotate_left(17)
 }
 
+/// The capture file of the `index`-th bearer when one capture path is given for all of them
+/// (`--pcap FILE`, `utipc pcap start FILE`): the path itself for the first, `FILE.1`, `FILE.2`
+/// for the others.
+pub fn capture_path(path: &Path, index: usize) -> PathBuf {
+    if index == 0 {
+        return path.to_owned();
+    }
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{index}"));
+    PathBuf::from(p)
+}
+
 /// Checks the `--cpu` list ([`check_cpus`]), opens every bearer and starts the node on them.
 pub fn start(opts: &NodeOptions, seed: u64) -> Result<NodeRuntime, SetupError> {
     if opts.bearers.is_empty() {
@@ -196,24 +208,19 @@ pub fn start(opts: &NodeOptions, seed: u64) -> Result<NodeRuntime, SetupError> {
     let mut cfg = NodeConfig::new(id, seed);
     cfg.net_id = opts.net_id;
     let mut rt = NodeRuntime::new(Node::new(cfg));
-    for (i, mut o) in opened.into_iter().enumerate() {
+    for (i, o) in opened.into_iter().enumerate() {
         let name = o.name.clone();
+        // Every bearer gets a tap (one branch per frame while off), so `utipc pcap start` can
+        // capture at run time; `--pcap` starts it now.
+        let mut tap = PcapTap::new(o.bearer);
         if let Some(path) = &opts.pcap {
-            let file = if i == 0 {
-                path.clone()
-            } else {
-                let mut p = path.clone().into_os_string();
-                p.push(format!(".{i}"));
-                PathBuf::from(p)
-            };
-            let mut tap = PcapTap::new(o.bearer);
+            let file = capture_path(path, i);
             tap.start_file(&file).map_err(|source| SetupError::Bearer {
                 name: format!("{name} (--pcap {})", file.display()),
                 source,
             })?;
-            o.bearer = Box::new(tap);
         }
-        rt.add_bearer(o.bearer, &o.name, &o.if_name, opts.tolerance)
+        rt.add_bearer(Box::new(tap), &o.name, &o.if_name, opts.tolerance)
             .map_err(|e| SetupError::Node(name, e))?;
     }
     Ok(rt)

@@ -172,6 +172,18 @@ impl Counters {
         }
     }
 
+    /// Every counter with its name (the names of [`Counters`]'s `Display`), in index order: for
+    /// management views that list counters without knowing them.
+    #[must_use]
+    pub const fn named(&self) -> [(&'static str, u64); COUNTER_COUNT as usize] {
+        [
+            ("steered", self.steered),
+            ("passed", self.passed),
+            ("dropped", self.dropped),
+            ("no_socket", self.no_socket),
+        ]
+    }
+
     /// All frames the program has seen.
     #[must_use]
     pub const fn total(&self) -> u64 {
@@ -454,5 +466,14 @@ mod tests {
         let values: Vec<u64> = Counter::ALL.iter().map(|&k| c.get(k)).collect();
         assert_eq!(values, [1, 2, 3, 4]);
         assert_eq!(c.to_string(), "steered=1 passed=2 dropped=3 no_socket=4");
+        let shown: String = c
+            .named()
+            .iter()
+            .map(|(name, v)| format!("{name}={v} "))
+            .collect();
+        assert_eq!(shown.trim_end(), c.to_string(), "the same names as Display");
+        for (k, (_, v)) in Counter::ALL.iter().zip(c.named()) {
+            assert_eq!(c.get(*k), v, "index order");
+        }
     }
 }

@@ -8,7 +8,8 @@
 //!   (spec §4.1). Unprivileged; the default.
 //! * [`packet::PacketBearer`] — TIPC over Ethernet (ethertype 0x88CA) through an AF_PACKET
 //!   socket. Needs CAP_NET_RAW; the fallback when AF_XDP cannot attach.
-//! * [`pcap_tap::PcapTap`] — wraps any bearer and writes every frame to a pcap file.
+//! * [`pcap_tap::PcapTap`] — wraps any bearer and writes every frame to a pcap file, switched
+//!   on and off at run time through [`Bearer::pcap_tap_mut`].
 //!
 //! Contract shared by every bearer (the AF_XDP bearer will follow it too):
 //!
@@ -23,6 +24,9 @@
 //!   frames) are dropped and counted in [`BearerStats`], never returned.
 //! * **Errors are counted, never logged.** Every failure is counted in [`BearerStats`]; its
 //!   [`ErrorLog`] hands out a rate-limited summary for the caller to log.
+//! * **Counters beyond [`BearerStats`]** (rings, the steering program, a capture) go to a
+//!   [`BearerReport`] visitor through [`Bearer::report`], so management can show them for a
+//!   bearer it only holds as `dyn Bearer`.
 //! * **Batch-friendly.** [`Bearer::recv_batch`] hands frames to a closure, so a bearer with
 //!   its own buffers (AF_XDP's UMEM) can lend them without a copy; [`Bearer::flush`] is where a
 //!   bearer that queues transmissions (AF_XDP's TX ring) kicks the kernel.
@@ -41,6 +45,7 @@ mod stats;
 pub mod udp;
 pub mod xdp;
 
+pub use self::pcap_tap::PcapControl;
 pub use self::stats::{
     BearerCounters, BearerStats, ErrorLog, ErrorReport, ErrorSample, IoDirection, RxDrops,
 };
@@ -70,6 +75,18 @@ impl RxMeta {
             other => other.is_broadcast(),
         }
     }
+}
+
+/// Where a bearer reports what it counts beyond [`BearerStats`]: named groups of counters, and
+/// a few facts as text (group `af_xdp`: `mode` = `copy`, `tx_kicks` = 12). A visitor, so a
+/// bearer reports without allocating and the caller (management, a benchmark) picks the format.
+pub trait BearerReport {
+    /// Starts a group; the counters and texts that follow belong to it.
+    fn group(&mut self, name: &str);
+    /// A counter of the current group.
+    fn counter(&mut self, name: &str, value: u64);
+    /// A fact of the current group as text: a mode, or why some counters cannot be read.
+    fn text(&mut self, name: &str, value: &str);
 }
 
 /// A bearer: TIPC messages in and out of one network interface. See the [module
@@ -182,6 +199,25 @@ pub trait Bearer {
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         crate::sys::poll_readable(self.fd(), timeout)
     }
+
+    /// Reports what the bearer counts beyond [`Bearer::stats`] (the AF_XDP rings and the
+    /// steering program, a running capture) to `out`, one group after another; a wrapper
+    /// reports the wrapped bearer's groups, then its own. The socket bearers have nothing
+    /// beyond [`Bearer::stats`]: the default reports nothing.
+    fn report(&self, out: &mut dyn BearerReport) {
+        let _ = out;
+    }
+
+    /// The capture switch, if this bearer is (or wraps) a [`pcap_tap::PcapTap`]: how a daemon
+    /// that holds its bearers as `dyn Bearer` reads the state of a capture.
+    fn pcap_tap(&self) -> Option<&dyn PcapControl> {
+        None
+    }
+
+    /// The capture switch, mutably: how a daemon starts and stops captures at run time.
+    fn pcap_tap_mut(&mut self) -> Option<&mut dyn PcapControl> {
+        None
+    }
 }
 
 impl<B: Bearer + ?Sized> Bearer for Box<B> {
@@ -231,6 +267,15 @@ impl<B: Bearer + ?Sized> Bearer for Box<B> {
     }
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         (**self).wait_readable(timeout)
+    }
+    fn report(&self, out: &mut dyn BearerReport) {
+        (**self).report(out)
+    }
+    fn pcap_tap(&self) -> Option<&dyn PcapControl> {
+        (**self).pcap_tap()
+    }
+    fn pcap_tap_mut(&mut self) -> Option<&mut dyn PcapControl> {
+        (**self).pcap_tap_mut()
     }
 }
 

@@ -1,9 +1,10 @@
 //! A pcap tap around any bearer: every frame sent and received is also written to a pcap file,
 //! so a field problem can be looked at with tshark or `utipc decode` like a kernel capture.
 //!
-//! Why a wrapper: it works the same for every bearer (UDP, AF_PACKET, later AF_XDP), costs
-//! one branch when off, and is switched on and off at run time ([`PcapTap::start_file`],
-//! [`PcapTap::stop`]) without reopening the bearer.
+//! Why a wrapper: it works the same for every bearer (UDP, AF_PACKET, AF_XDP), costs one
+//! branch when off, and is switched on and off at run time ([`PcapTap::start_file`],
+//! [`PcapTap::stop`]) without reopening the bearer. A daemon that holds its bearers as
+//! `dyn Bearer` reaches the switch through [`Bearer::pcap_tap_mut`] ([`PcapControl`]).
 //!
 //! What is recorded: Ethernet bearers' frames as they are on the wire. UDP bearers' messages
 //! get minimal Ethernet + IP + UDP headers (see [`crate::pcap`]) with the real addresses. A
@@ -15,13 +16,13 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::fd::{BorrowedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use utipc_proto::bearer::{Dest, MediaKind};
 use utipc_proto::wire::discovery::MediaAddr;
 
-use super::{Bearer, BearerStats, ErrorSample, RxMeta};
+use super::{Bearer, BearerReport, BearerStats, ErrorSample, RxMeta};
 use crate::ether::{ETH_P_TIPC, EthHeader};
 use crate::pcap::{PcapWriter, udp_frame_headers};
 
@@ -38,10 +39,58 @@ pub struct TapStats {
     pub last_error: Option<ErrorSample>,
 }
 
-/// The open capture: the writer and a buffer for synthetic headers.
+/// A running capture, as [`PcapControl::capture`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureInfo {
+    /// The file of a capture started with [`PcapTap::start_file`]; `None` for a writer given
+    /// to [`PcapTap::start`].
+    pub path: Option<PathBuf>,
+    /// When the capture started.
+    pub started: SystemTime,
+    /// Records this capture wrote.
+    pub frames_written: u64,
+    /// Frames this capture could not put in a record.
+    pub frames_skipped: u64,
+}
+
+/// The run-time switch of a [`PcapTap`], object-safe so that it is reachable through a
+/// `dyn Bearer` ([`Bearer::pcap_tap_mut`]): what a daemon needs to start, stop and show a
+/// capture on a bearer whose concrete type it does not know.
+pub trait PcapControl {
+    /// As [`PcapTap::start_file`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PcapTap::start_file`].
+    fn start_file(&mut self, path: &Path) -> io::Result<()>;
+
+    /// As [`PcapTap::stop`]; read [`PcapControl::capture`] first for what the capture wrote.
+    ///
+    /// # Errors
+    ///
+    /// The error of the final flush (the capture is stopped anyway).
+    fn stop(&mut self) -> io::Result<()>;
+
+    /// As [`PcapTap::flush_capture`].
+    ///
+    /// # Errors
+    ///
+    /// The error of the flush (the capture keeps running).
+    fn flush_capture(&mut self) -> io::Result<()>;
+
+    /// The running capture, or `None` (never started, stopped, or stopped itself on a write
+    /// error: see [`PcapControl::tap_stats`]).
+    fn capture(&self) -> Option<CaptureInfo>;
+
+    /// What the tap counted over its life.
+    fn tap_stats(&self) -> TapStats;
+}
+
+/// The open capture: the writer, a buffer for synthetic headers, and what it wrote.
 struct Capture {
     writer: PcapWriter<Box<dyn Write + Send>>,
     headers: Vec<u8>,
+    info: CaptureInfo,
 }
 
 impl Capture {
@@ -82,8 +131,14 @@ fn tap(
 ) {
     let Some(c) = capture else { return };
     match c.record(src, dst, frame) {
-        Ok(true) => stats.frames_written += 1,
-        Ok(false) => stats.frames_skipped += 1,
+        Ok(true) => {
+            stats.frames_written += 1;
+            c.info.frames_written += 1;
+        }
+        Ok(false) => {
+            stats.frames_skipped += 1;
+            c.info.frames_skipped += 1;
+        }
         Err(e) => {
             stats.write_errors += 1;
             stats.last_error = Some(ErrorSample {
@@ -123,20 +178,39 @@ impl<B: Bearer> PcapTap<B> {
         }
     }
 
-    /// Starts capturing into `path` (created or truncated), stopping a running capture first.
+    /// Starts capturing into `path` (created, or truncated if it is a regular file),
+    /// stopping a running capture first.
     ///
     /// # Errors
     ///
-    /// The error of creating the file or writing its header, with the path; or of flushing the
-    /// previous capture (the new one is started anyway).
+    /// `InvalidInput` if `path` exists and is not a regular file (a device or a FIFO would be
+    /// written into, or block the caller); the error of creating the file or writing its
+    /// header, with the path; or of flushing the previous capture (the new one is started
+    /// anyway).
     pub fn start_file(&mut self, path: &Path) -> io::Result<()> {
+        if let Ok(meta) = std::fs::metadata(path)
+            && !meta.is_file()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} exists and is not a regular file: give the path of a new or regular \
+                     capture file",
+                    path.display()
+                ),
+            ));
+        }
         let file = File::create(path).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot create the capture file {}: {e}", path.display()),
             )
         })?;
-        self.start(Box::new(BufWriter::new(file)))
+        let previous = self.start(Box::new(BufWriter::new(file)));
+        if let Some(c) = &mut self.capture {
+            c.info.path = Some(path.to_owned());
+        }
+        previous
     }
 
     /// Starts capturing into `writer`, stopping a running capture first.
@@ -150,6 +224,12 @@ impl<B: Bearer> PcapTap<B> {
         self.capture = Some(Capture {
             writer: PcapWriter::new(writer)?,
             headers: Vec::with_capacity(64),
+            info: CaptureInfo {
+                path: None,
+                started: SystemTime::now(),
+                frames_written: 0,
+                frames_skipped: 0,
+            },
         });
         previous
     }
@@ -183,6 +263,11 @@ impl<B: Bearer> PcapTap<B> {
         self.capture.is_some()
     }
 
+    /// The running capture: its file and what it wrote so far.
+    pub fn capture(&self) -> Option<CaptureInfo> {
+        self.capture.as_ref().map(|c| c.info.clone())
+    }
+
     /// What the tap counted.
     pub fn tap_stats(&self) -> &TapStats {
         &self.stats
@@ -203,6 +288,28 @@ impl<B: Bearer> PcapTap<B> {
     pub fn into_inner(mut self) -> B {
         let _ = self.stop();
         self.inner
+    }
+}
+
+impl<B: Bearer> PcapControl for PcapTap<B> {
+    fn start_file(&mut self, path: &Path) -> io::Result<()> {
+        Self::start_file(self, path)
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        Self::stop(self)
+    }
+
+    fn flush_capture(&mut self) -> io::Result<()> {
+        Self::flush_capture(self)
+    }
+
+    fn capture(&self) -> Option<CaptureInfo> {
+        Self::capture(self)
+    }
+
+    fn tap_stats(&self) -> TapStats {
+        self.stats
     }
 }
 
@@ -271,6 +378,10 @@ impl<B: Bearer> Bearer for PcapTap<B> {
         max: usize,
         on_frame: &mut dyn FnMut(&[u8], &RxMeta),
     ) -> io::Result<usize> {
+        if self.capture.is_none() {
+            // Off: no extra closure between the bearer and the caller on the hot path.
+            return self.inner.recv_batch(scratch, max, on_frame);
+        }
         let Self {
             inner,
             capture,
@@ -296,6 +407,39 @@ impl<B: Bearer> Bearer for PcapTap<B> {
 
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         self.inner.wait_readable(timeout)
+    }
+
+    /// The wrapped bearer's groups, then `pcap`: `capture` (the file, or `off`), the tap's
+    /// lifetime counters and its last write error.
+    fn report(&self, out: &mut dyn BearerReport) {
+        self.inner.report(out);
+        out.group("pcap");
+        match &self.capture {
+            Some(c) => {
+                let path = c
+                    .info
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "(writer)".to_owned(), |p| p.display().to_string());
+                out.text("capture", &path);
+                out.counter("capture_frames", c.info.frames_written);
+            }
+            None => out.text("capture", "off"),
+        }
+        out.counter("frames_written", self.stats.frames_written);
+        out.counter("frames_skipped", self.stats.frames_skipped);
+        out.counter("write_errors", self.stats.write_errors);
+        if let Some(e) = self.stats.last_error {
+            out.text("last_error", &e.to_string());
+        }
+    }
+
+    fn pcap_tap(&self) -> Option<&dyn PcapControl> {
+        Some(self)
+    }
+
+    fn pcap_tap_mut(&mut self) -> Option<&mut dyn PcapControl> {
+        Some(self)
     }
 }
 
@@ -511,6 +655,84 @@ mod tests {
         let s = *t.tap_stats();
         assert_eq!(s.write_errors, 1);
         assert_eq!(s.last_error.and_then(|e| e.errno), Some(libc::ENOSPC));
+    }
+
+    /// Collects a report as `group.name=value` lines.
+    #[derive(Default)]
+    struct Lines(Vec<String>, String);
+
+    impl BearerReport for Lines {
+        fn group(&mut self, name: &str) {
+            self.1 = name.to_owned();
+        }
+        fn counter(&mut self, name: &str, value: u64) {
+            self.0.push(format!("{}.{name}={value}", self.1));
+        }
+        fn text(&mut self, name: &str, value: &str) {
+            self.0.push(format!("{}.{name}={value}", self.1));
+        }
+    }
+
+    #[test]
+    fn switched_through_dyn_bearer_with_per_capture_counts() {
+        let dir = std::env::temp_dir().join(format!("utdp-tapdyn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (first, second) = (dir.join("1.pcap"), dir.join("2.pcap"));
+        let mut b: Box<dyn Bearer + Send> =
+            Box::new(PcapTap::new(Fake::new(MediaAddr::Eth(OURS), vec![])));
+        assert!(b.pcap_tap().is_some_and(|t| t.capture().is_none()));
+        let tap = b.pcap_tap_mut().expect("a tap");
+        tap.start_file(&first).expect("start");
+        b.send(&Dest::Broadcast, b"one").expect("send");
+        b.send(&Dest::Broadcast, b"two").expect("send");
+        let info = b.pcap_tap().and_then(|t| t.capture()).expect("running");
+        assert_eq!(info.path.as_deref(), Some(first.as_path()));
+        assert_eq!((info.frames_written, info.frames_skipped), (2, 0));
+        let mut r = Lines::default();
+        b.report(&mut r);
+        let capturing = format!("pcap.capture={}", first.display());
+        assert!(r.0.contains(&capturing), "{:?}", r.0);
+        assert!(
+            r.0.contains(&"pcap.capture_frames=2".to_owned()),
+            "{:?}",
+            r.0
+        );
+
+        // A second capture counts from zero; the lifetime counters go on.
+        let tap = b.pcap_tap_mut().expect("a tap");
+        tap.stop().expect("stop");
+        assert!(tap.capture().is_none());
+        tap.start_file(&second).expect("restart");
+        b.send(&Dest::Broadcast, b"three").expect("send");
+        let tap = b.pcap_tap_mut().expect("a tap");
+        assert_eq!(tap.capture().map(|c| c.frames_written), Some(1));
+        assert_eq!(tap.tap_stats().frames_written, 3);
+        tap.stop().expect("stop");
+        let mut r = Lines::default();
+        b.report(&mut r);
+        assert!(r.0.contains(&"pcap.capture=off".to_owned()), "{:?}", r.0);
+        assert!(
+            r.0.contains(&"pcap.frames_written=3".to_owned()),
+            "{:?}",
+            r.0
+        );
+        let sizes: Vec<u64> = [&first, &second]
+            .iter()
+            .map(|p| std::fs::metadata(p).expect("file").len())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(sizes, [24 + 2 * 16 + 14 + 3 + 14 + 3, 24 + 16 + 14 + 5]);
+    }
+
+    #[test]
+    fn only_regular_files_are_written() {
+        let mut t = PcapTap::new(Fake::new(MediaAddr::Eth(OURS), vec![]));
+        for p in ["/dev/null", "/"] {
+            let e = t.start_file(Path::new(p)).expect_err("not a regular file");
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{p}: {e}");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        assert!(!t.is_capturing());
     }
 
     #[test]

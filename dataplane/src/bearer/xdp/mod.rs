@@ -61,7 +61,7 @@ use utipc_proto::bearer::{Dest, MediaKind};
 use utipc_proto::wire::discovery::MediaAddr;
 
 use super::packet::MIN_ETH_MTU;
-use super::{Bearer, BearerStats, MAX_DROPS_PER_RECV, RxDrops, RxMeta, too_long};
+use super::{Bearer, BearerReport, BearerStats, MAX_DROPS_PER_RECV, RxDrops, RxMeta, too_long};
 use crate::ether::{BROADCAST_MAC, ETH_HLEN, ETH_P_TIPC, EthHeader, is_group_mac};
 
 mod ring;
@@ -215,6 +215,18 @@ pub struct XdpKernelStats {
     pub tx_ring_empty_descs: u64,
 }
 
+/// What an [`XdpBearer`] keeps alive for as long as its socket and drops after it: in practice
+/// the XDP program that steers frames to the socket. A trait object so that this crate does not
+/// depend on the loader (`utipc-ebpf`); besides being held, a guard can only report counters,
+/// which the bearer passes on in [`Bearer::report`] (the steering program's steered / passed /
+/// dropped / no-socket counts).
+pub trait XdpGuard: Send + fmt::Debug {
+    /// Reports the guard's counters as one or more groups. The default reports nothing.
+    fn report(&self, out: &mut dyn BearerReport) {
+        let _ = out;
+    }
+}
+
 /// The socket and its four rings. Field order is drop order: the rings are unmapped before the
 /// socket closes.
 #[derive(Debug)]
@@ -251,7 +263,7 @@ pub struct XdpBearer {
     /// Something that must live as long as the socket and go after it — in practice the XDP
     /// steering program that feeds the socket (kept opaque so this crate does not depend on
     /// the loader). Last field: dropped after the socket and the UMEM.
-    guard: Option<Box<dyn std::any::Any + Send>>,
+    guard: Option<Box<dyn XdpGuard>>,
 }
 
 impl XdpBearer {
@@ -437,12 +449,12 @@ impl XdpBearer {
 
     /// Keeps `guard` alive until the bearer is dropped, and drops it after the socket: the
     /// steering program that redirects to this socket stays attached exactly as long.
-    pub fn set_guard(&mut self, guard: Box<dyn std::any::Any + Send>) {
+    pub fn set_guard(&mut self, guard: Box<dyn XdpGuard>) {
         self.guard = Some(guard);
     }
 
     /// The guard given to [`XdpBearer::set_guard`].
-    pub fn guard(&self) -> Option<&(dyn std::any::Any + Send)> {
+    pub fn guard(&self) -> Option<&dyn XdpGuard> {
         self.guard.as_deref()
     }
 
@@ -753,6 +765,48 @@ impl Bearer for XdpBearer {
 
     fn stats_mut(&mut self) -> &mut BearerStats {
         &mut self.stats
+    }
+
+    /// Group `af_xdp` (mode, queue, [`XdpCounters`], the frames in the TX ring and on the free
+    /// list), group `xdp_kernel` (the socket's `XDP_STATISTICS`, or why they cannot be read),
+    /// then the guard's groups (the steering program's counters).
+    fn report(&self, out: &mut dyn BearerReport) {
+        out.group("af_xdp");
+        out.text("mode", &self.mode.to_string());
+        out.counter("queue", u64::from(self.queue));
+        let x = &self.xdp;
+        for (name, value) in [
+            ("tx_ring_full", x.tx_ring_full),
+            ("completions", x.completions),
+            ("tx_kicks", x.tx_kicks),
+            ("tx_kicks_again", x.tx_kicks_again),
+            ("rx_wakeups", x.rx_wakeups),
+            ("rx_invalid_descs", x.rx_invalid_descs),
+            ("fill_ring_empty", x.fill_ring_empty),
+            ("tx_queued", u64::from(self.tx_queued())),
+            ("tx_free_frames", self.tx_free.len() as u64),
+        ] {
+            out.counter(name, value);
+        }
+        out.group("xdp_kernel");
+        match self.kernel_stats() {
+            Ok(k) => {
+                for (name, value) in [
+                    ("rx_dropped", k.rx_dropped),
+                    ("rx_invalid_descs", k.rx_invalid_descs),
+                    ("tx_invalid_descs", k.tx_invalid_descs),
+                    ("rx_ring_full", k.rx_ring_full),
+                    ("rx_fill_ring_empty_descs", k.rx_fill_ring_empty_descs),
+                    ("tx_ring_empty_descs", k.tx_ring_empty_descs),
+                ] {
+                    out.counter(name, value);
+                }
+            }
+            Err(e) => out.text("error", &format!("XDP_STATISTICS unavailable: {e}")),
+        }
+        if let Some(g) = &self.guard {
+            g.report(out);
+        }
     }
 }
 
