@@ -153,6 +153,8 @@ pub struct NodeOptions {
     /// Capture every frame the bearers send and receive to this pcap file (`--pcap`): AF_XDP
     /// frames are invisible to tcpdump.
     pub pcap: Option<PathBuf>,
+    /// Who may attach applications besides root and the daemon's user (`[access]`).
+    pub access: crate::attach::AccessPolicy,
 }
 
 impl Default for NodeOptions {
@@ -165,8 +167,19 @@ impl Default for NodeOptions {
             idle: IdleKind::default(),
             cpus: None,
             pcap: None,
+            access: crate::attach::AccessPolicy::default(),
         }
     }
+}
+
+/// The `[access]` table: extra users and groups allowed to attach applications.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessConfig {
+    #[serde(default)]
+    uids: Vec<u32>,
+    #[serde(default)]
+    gids: Vec<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +193,8 @@ struct FileConfig {
     idle: Option<String>,
     cpu: Option<toml::Value>,
     pcap: Option<PathBuf>,
+    #[serde(default)]
+    access: AccessConfig,
 }
 
 impl NodeOptions {
@@ -211,6 +226,10 @@ impl NodeOptions {
             msg,
         };
         o.pcap = f.pcap;
+        o.access = crate::attach::AccessPolicy {
+            uids: f.access.uids,
+            gids: f.access.gids,
+        };
         if let Some(idle) = f.idle {
             o.idle = idle
                 .parse()

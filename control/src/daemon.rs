@@ -45,8 +45,9 @@ use utipc_proto::name_table::{Binding, Scope};
 use utipc_proto::node::{Event, Node};
 use utipc_proto::wire::describe::media;
 
+use crate::attach::AttachService;
 use crate::config::{self, ConfigError, NodeArgs};
-use crate::mgmt::{self, Query};
+use crate::mgmt;
 use crate::node_setup::{self, SetupError};
 
 /// Longest request line accepted; a client that sends more without a newline gets an error
@@ -306,8 +307,9 @@ pub fn log_identity(log: &mut Logger, node: &Node) {
 // The management protocol, independent of sockets
 
 /// Answers one request line (without its newline) with one response line (with its newline).
-/// Returns `None` for a blank line, which is ignored.
-pub fn respond(node: &Node, line: &[u8]) -> Option<Vec<u8>> {
+/// Returns `None` for a blank line, which is ignored. The commands are [`mgmt::handle`]'s;
+/// the capture commands switch the runtime's bearer taps, hence `&mut`.
+pub fn respond(rt: &mut NodeRuntime, line: &[u8]) -> Option<Vec<u8>> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -317,17 +319,9 @@ pub fn respond(node: &Node, line: &[u8]) -> Option<Vec<u8>> {
             "malformed request ({e}): send one JSON object per line, e.g. {{\"cmd\": \"link-list\"}}"
         )),
         Ok(req) => {
-            let mut r = match req.get("cmd").and_then(Json::as_str) {
-                None => error_json(
-                    "the request has no \"cmd\" string: send e.g. {\"cmd\": \"link-list\"}",
-                ),
-                Some(cmd) => match Query::from_cmd(cmd) {
-                    Some(q) => json!({"ok": true, "data": mgmt::view(node, q)}),
-                    None => error_json(&format!(
-                        "unknown command {cmd:?}: known commands are {}",
-                        known_commands()
-                    )),
-                },
+            let mut r = match mgmt::handle(rt, &req) {
+                Ok(data) => json!({"ok": true, "data": data}),
+                Err(e) => error_json(&e),
             };
             // A request may carry an "id"; it is echoed so pipelining clients can match.
             if let (Some(id), Some(obj)) = (req.get("id"), r.as_object_mut()) {
@@ -349,20 +343,6 @@ fn error_line(msg: &str) -> Vec<u8> {
     let mut v = error_json(msg).to_string().into_bytes();
     v.push(b'\n');
     v
-}
-
-fn known_commands() -> String {
-    [
-        Query::LinkList,
-        Query::NodeList,
-        Query::NameTable,
-        Query::BearerList,
-        Query::Stats,
-    ]
-    .iter()
-    .map(|q| q.cmd())
-    .collect::<Vec<_>>()
-    .join(", ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,7 +547,7 @@ impl Client {
 
     /// Writes pending output, answers complete requests, reads more; stops when the client
     /// must be waited for. Reads the next request only when the previous response is out.
-    fn service(&mut self, node: &Node) -> ClientState {
+    fn service(&mut self, rt: &mut NodeRuntime) -> ClientState {
         let mut answered = 0;
         let mut chunk = [0u8; READ_CHUNK];
         loop {
@@ -595,7 +575,7 @@ impl Client {
             if let Some(nl) = newline.map(|i| self.scanned + i) {
                 let line: Vec<u8> = self.inbuf.drain(..=nl).collect();
                 self.scanned = 0;
-                if let Some(resp) = respond(node, &line[..nl]) {
+                if let Some(resp) = respond(rt, &line[..nl]) {
                     self.out = resp;
                     answered += 1;
                 }
@@ -619,7 +599,7 @@ impl Client {
                 }
                 let line = std::mem::take(&mut self.inbuf);
                 self.scanned = 0;
-                self.out = respond(node, &line).unwrap_or_default();
+                self.out = respond(rt, &line).unwrap_or_default();
                 self.close_after_flush = true;
                 continue;
             }
@@ -736,6 +716,8 @@ pub struct Daemon {
     /// An error that ended the daemon (reading its epoll set failed).
     fatal: Option<io::Error>,
     engine_note: Option<EngineNote>,
+    /// Applications attached through shared-memory rings (`attach.sock`).
+    attach: Option<AttachService>,
 }
 
 impl Daemon {
@@ -775,7 +757,18 @@ impl Daemon {
             engine_stop: None,
             fatal: None,
             engine_note: None,
+            attach: None,
         })
+    }
+
+    /// Serves applications through `service` (its attach socket and their rings).
+    pub fn set_attach(&mut self, service: AttachService) {
+        self.attach = Some(service);
+    }
+
+    /// Applications attached now.
+    pub fn attached_count(&self) -> usize {
+        self.attach.as_ref().map_or(0, AttachService::client_count)
     }
 
     /// Binds the socket in `dir` and builds the daemon (logging to stderr).
@@ -839,6 +832,10 @@ impl Daemon {
         log_identity(&mut self.log, self.runtime.node());
         let path = self.ctl.path().display().to_string();
         self.log.info(format_args!("management socket {path}"));
+        if let Some(p) = self.attach.as_ref().and_then(AttachService::path) {
+            let p = p.display().to_string();
+            self.log.info(format_args!("applications attach at {p}"));
+        }
         self.drain_events();
     }
 
@@ -858,6 +855,12 @@ impl Daemon {
     /// busy. Returns the work done (0: idle).
     fn turn(&mut self) -> usize {
         let mut work = self.runtime.do_work();
+        if let Some(attach) = &mut self.attach {
+            let now = self.runtime.now();
+            work += attach.turn(self.runtime.node_mut(), now, &mut self.log);
+            // What the clients asked for goes out in this cycle, not the next.
+            self.runtime.flush();
+        }
         work += self.drain_events();
         self.mgmt_skipped += 1;
         if work == 0 || self.more_work || self.mgmt_skipped >= MGMT_EVERY {
@@ -968,7 +971,7 @@ impl Daemon {
         let Some(c) = self.clients.get_mut(&token) else {
             return;
         };
-        let state = c.service(self.runtime.node());
+        let state = c.service(&mut self.runtime);
         match state {
             ClientState::Close => self.drop_client(token, "closed"),
             ClientState::MoreWork | ClientState::Idle => {
@@ -1046,6 +1049,10 @@ impl Daemon {
     /// Clean shutdown: every link goes down with a peer-stopping RESET (so peers notice at
     /// once), queued frames are sent, the last events are logged, and the socket is removed.
     pub fn shutdown(mut self) {
+        if let Some(mut attach) = self.attach.take() {
+            let now = self.runtime.now();
+            attach.close_all(self.runtime.node_mut(), now, &mut self.log);
+        }
         self.runtime.shutdown();
         self.runtime.flush();
         self.drain_events();
@@ -1100,6 +1107,13 @@ impl Agent for Daemon {
     fn wait_fds(&self, fds: &mut Vec<RawFd>) {
         self.runtime.wait_fds(fds);
         fds.push(self.epoll.fd.as_raw_fd());
+        if let Some(attach) = &self.attach {
+            attach.wait_fds(fds);
+        }
+    }
+
+    fn prepare_park(&self) -> bool {
+        self.attach.as_ref().is_none_or(AttachService::prepare_park)
     }
 
     fn next_deadline(&self) -> Option<Duration> {
@@ -1134,9 +1148,15 @@ pub fn run(args: &DaemonArgs) -> Result<(), DaemonError> {
     let dir = args.run_dir.clone().unwrap_or_else(config::run_dir);
     // The socket first: a second daemon must fail on it, not on a bearer already in use.
     let ctl = ControlListener::bind(&dir)?;
+    let attach =
+        AttachService::bind(&dir, opts.access.clone()).map_err(|source| DaemonError::Bind {
+            path: dir.join(utipc_shm_api::attach_socket::ATTACH_SOCKET),
+            source,
+        })?;
     let signals = Signals::install()?;
     let runtime = node_setup::start(&opts, node_setup::fresh_seed())?;
     let mut daemon = Daemon::new(runtime, ctl, Logger::stderr(args.verbose))?;
+    daemon.set_attach(attach);
     daemon.handle_signals(signals)?;
     daemon.log_startup();
     let threading = match &opts.cpus {
@@ -1224,9 +1244,9 @@ mod tests {
 
     #[test]
     fn responses() {
-        let node = Node::new(NodeConfig::new("t1".parse().expect("id"), 1));
-        let r = |l: &str| {
-            respond(&node, l.as_bytes()).map(|v| {
+        let mut rt = NodeRuntime::new(Node::new(NodeConfig::new("t1".parse().expect("id"), 1)));
+        let mut r = |l: &str| {
+            respond(&mut rt, l.as_bytes()).map(|v| {
                 assert_eq!(v.last(), Some(&b'\n'));
                 serde_json::from_slice::<Json>(&v).expect("json")
             })

@@ -6,10 +6,12 @@
 //! what `utipc decode` needs before it hands the bytes to the codec in
 //! `utipc-proto`.
 
+pub mod attach;
 pub mod capture;
 pub mod config;
 pub mod daemon;
 pub mod decode;
+pub mod embedded;
 pub mod messaging;
 pub mod mgmt;
 pub mod mgmt_client;

@@ -1,71 +1,80 @@
-//! The messaging subcommands of `utipc`: `ping`, `echo`, `send`, `recv`.
+//! The messaging subcommands of `utipc`: `ping`, `echo`, `send`, `recv`, `subscribe`.
 //!
-//! Each runs against a [`Session`]: today a whole node inside the command (`--embedded`),
-//! later a client attached to utipcd. They first wait (bounded) for the destination to appear
-//! in the name table, then act; an embedded node is shut down with peer-stopping RESETs at the
-//! end, so peers see it leave at once rather than after the link tolerance.
-//!
-//! An embedded node runs on the poll-mode engine in the invoker mode: the command's own thread
-//! runs the node's duty cycles ([`AgentInvoker`]) between its steps, idling as `--idle` says
-//! (`spin` for the lowest latency, as benchmarks use it; `backoff` by default; `block`), and
-//! pinned to `--cpu` if given.
+//! Each runs on a [`Session`]: a [`Client`] attached to the running utipcd, or with
+//! `--embedded` to a whole node inside the command (the same client API over the same rings;
+//! see [`crate::embedded`]). Sends to a service wait (bounded) for the service to appear, so a
+//! command started right after its peer does not fail on the peer's first second.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant as StdInstant};
+use std::time::{Duration, Instant};
 
-use utipc_dataplane::engine::{AgentInvoker, EngineError, IdleConfig};
-use utipc_dataplane::runtime::NodeRuntime;
-use utipc_proto::name_table::Scope;
-use utipc_proto::node::{Addr, Received, SendError, SendOpts};
-use utipc_proto::wire::MAX_USER_MSG_SIZE;
-use utipc_proto::wire::common::Importance;
+use utipc_shm_api::records::{MAX_DATA, Status};
+use utipc_shm_api::topology::{EventKind, Filter, Topology};
+use utipc_shm_api::{
+    Addr, Client, ClientOptions, Error, IdleMode, Importance, Scope, ServiceAddr, ServiceRange,
+    Socket, SocketKind,
+};
 
 use crate::config::NodeOptions;
-use crate::node_setup::{self, SetupError};
+use crate::daemon::utc_timestamp;
+use crate::embedded::EmbeddedNode;
 use crate::service::ServiceSpec;
 
-/// Longest single wait of a command that runs until a signal (echo without `--duration`).
+/// Longest single wait of a command that runs until a signal.
 const FOREVER: Duration = Duration::from_secs(3600);
+/// How often waits look at the stop flag (SIGINT/SIGTERM).
+const STOP_POLL: Duration = Duration::from_millis(200);
 
-/// A node the messaging commands run on.
+/// Where a session's node is.
+#[derive(Debug)]
+pub enum Placement {
+    /// Attach to the utipcd of this run directory (None: `$UTIPC_RUN_DIR` or `/run/utipc`).
+    Daemon(Option<PathBuf>),
+    /// Run a node inside the command.
+    Embedded(NodeOptions),
+}
+
+/// A client for the messaging commands, and the embedded node if there is one.
 #[derive(Debug)]
 pub struct Session {
-    inv: AgentInvoker<NodeRuntime>,
+    client: Client,
+    node: Option<EmbeddedNode>,
     stop: Arc<AtomicBool>,
 }
 
 impl Session {
-    /// Starts a node inside this process, on an engine in the invoker mode with the `--idle`
-    /// strategy, and pins the calling thread to the `--cpu` list (if given). SIGTERM and
-    /// SIGINT then make the commands stop (see [`Session::stopped`]), waking an idle engine.
-    pub fn embedded(opts: &NodeOptions) -> Result<Self, SetupError> {
-        let rt = node_setup::start(opts, node_setup::fresh_seed())?;
-        let mut inv = AgentInvoker::new(rt, &IdleConfig::new(opts.idle))
-            .map_err(|e| SetupError::Engine(EngineError::Setup(e)))?;
-        if let Some(cpus) = &opts.cpus {
-            inv = inv.with_cpus(cpus.clone());
-        }
-        inv.start().map_err(SetupError::Engine)?;
+    /// Attaches (or starts the embedded node); `idle` is how this command waits.
+    /// SIGTERM and SIGINT then make the commands stop.
+    ///
+    /// # Errors
+    ///
+    /// The attachment's error text (no daemon: how to start one).
+    pub fn open(place: Placement, idle: IdleMode) -> Result<Self, String> {
+        let (client, node) = match place {
+            Placement::Daemon(run_dir) => {
+                let c = Client::attach_with(&ClientOptions { run_dir, idle })
+                    .map_err(|e| e.to_string())?;
+                (c, None)
+            }
+            Placement::Embedded(opts) => {
+                let n = EmbeddedNode::start(&opts, idle).map_err(|e| e.to_string())?;
+                (n.client().clone(), Some(n))
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            // Registration only fails for forbidden signals; these are allowed. The flag first:
-            // actions run in the order they were registered, so the engine woken by the
-            // doorbell sees the flag set.
+            // Registration only fails for forbidden signals; these are allowed.
             let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-            let bell = inv.doorbell().clone();
-            // SAFETY: the action only rings the doorbell, an atomic swap and at most one
-            // write(2) to an eventfd: async-signal-safe, no allocation, no lock (the clone is
-            // made here, outside the handler). signal-hook preserves errno around it.
-            let _ = unsafe { signal_hook::low_level::register(sig, move || bell.ring()) };
         }
-        Ok(Self { inv, stop })
+        Ok(Self { client, node, stop })
     }
 
-    /// The runtime (for tests and advanced use).
-    pub fn runtime(&mut self) -> &mut NodeRuntime {
-        self.inv.agent_mut()
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Whether SIGTERM or SIGINT arrived.
@@ -73,138 +82,70 @@ impl Session {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Leaves the cluster: peer-stopping RESETs on every link.
-    pub fn close(&mut self) {
-        self.inv.agent_mut().shutdown();
-        self.inv.close();
-    }
-
-    /// Runs the node's duty cycles, idling in between as `--idle` says, until `cond` holds,
-    /// `timeout` passes or a signal arrives; returns whether `cond` held.
-    fn run_until(
-        &mut self,
-        timeout: Duration,
-        mut cond: impl FnMut(&mut NodeRuntime) -> bool,
-    ) -> Result<bool, String> {
-        let stop = &self.stop;
-        let mut held = false;
-        self.inv
-            .run_until(timeout, |rt| {
-                held = cond(rt);
-                held || stop.load(Ordering::Relaxed)
-            })
-            .map_err(|e| format!("running the node: {e}"))?;
-        Ok(held)
-    }
-
-    /// One duty cycle of the node, then the idle strategy (which waits for the bearers, the
-    /// node's next timer or a signal when the cycle found nothing to do).
-    fn step(&mut self) {
-        let work = self.inv.invoke();
-        self.inv.idle(work);
-    }
-
-    /// Waits until some node has a binding overlapping `spec`.
-    fn wait_for(&mut self, spec: ServiceSpec, timeout: Duration) -> Result<(), String> {
-        let found = self.run_until(timeout, |rt| {
-            rt.node().name_table().iter().any(|b| {
-                b.service_type == spec.service_type
-                    && b.lower <= spec.upper
-                    && spec.lower <= b.upper
-            })
-        })?;
-        if found {
-            Ok(())
-        } else {
-            Err(format!(
-                "no binding of {spec} appeared within {} s (is the destination up, on the same \
-                 network id, and reachable over a bearer?)",
-                timeout.as_secs_f64()
-            ))
+    /// Leaves: the embedded node (if any) stops with peer-stopping RESETs.
+    pub fn close(self) {
+        if let Some(n) = self.node {
+            n.stop();
         }
     }
 
-    fn open_port(&mut self) -> u32 {
-        self.runtime().node_mut().open_port()
+    fn socket(&self, kind: SocketKind) -> Result<Socket, String> {
+        self.client
+            .socket(kind)
+            .map_err(|e| format!("opening a socket: {e}"))
     }
 
-    fn send(&mut self, from: u32, to: Addr, opts: SendOpts, data: &[u8]) -> Result<(), SendError> {
-        let rt = self.runtime();
-        let now = rt.now();
-        let r = rt.node_mut().send(now, from, to, opts, data);
-        rt.flush();
-        r
-    }
-
-    /// Sends, retrying while the link is congested (bounded by `timeout`).
-    fn send_retrying(
-        &mut self,
-        from: u32,
+    /// Sends, waiting while the service has no binding yet (or the node no address) up to
+    /// `timeout`; other errors at once.
+    fn send_when_reachable(
+        &self,
+        sock: &Socket,
         to: Addr,
-        opts: SendOpts,
         data: &[u8],
         timeout: Duration,
     ) -> Result<(), String> {
-        let deadline = StdInstant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
-            match self.send(from, to, opts, data) {
+            match sock.send_to(to, data) {
                 Ok(()) => return Ok(()),
-                // The acknowledgements that open the window arrive on a bearer.
-                Err(SendError::Congested) if StdInstant::now() < deadline && !self.stopped() => {
-                    self.step();
+                Err(Error::Status(Status::NoRoute | Status::NotReady | Status::Unreachable))
+                    if Instant::now() < deadline && !self.stopped() =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => return Err(format!("send failed: {e}")),
+                Err(Error::Status(Status::NoRoute)) => {
+                    return Err(format!(
+                        "no socket bound to {to} appeared within {} s (is the destination up, on \
+                         the same network id, and reachable over a bearer?)",
+                        timeout.as_secs_f64()
+                    ));
+                }
+                Err(e) => return Err(format!("send to {to} failed: {e}")),
             }
-        }
-    }
-
-    fn bind(&mut self, port: u32, spec: ServiceSpec) -> Result<(), String> {
-        let rt = self.runtime();
-        let now = rt.now();
-        rt.node_mut()
-            .bind(
-                now,
-                port,
-                Scope::Cluster,
-                spec.service_type,
-                spec.lower,
-                spec.upper,
-            )
-            .map_err(|e| format!("bind {spec}: {e}"))?;
-        rt.flush();
-        Ok(())
-    }
-
-    /// Waits for the node's address trial to end (binding before it is fine, but sending is
-    /// not: nothing can be reached without an address).
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        if self.run_until(timeout, |rt| rt.node().addr_committed())? {
-            Ok(())
-        } else {
-            Err("the node did not finish its address trial".to_owned())
         }
     }
 }
 
 fn to_addr(spec: ServiceSpec) -> Addr {
     if spec.is_single() {
-        Addr::Service {
-            service_type: spec.service_type,
-            instance: spec.lower,
-            domain: 0,
-        }
+        Addr::Service(ServiceAddr::new(spec.service_type, spec.lower))
     } else {
-        Addr::Range {
-            service_type: spec.service_type,
-            lower: spec.lower,
-            upper: spec.upper,
-        }
+        Addr::Range(range(spec))
     }
 }
 
+fn range(spec: ServiceSpec) -> ServiceRange {
+    ServiceRange::new(spec.service_type, spec.lower, spec.upper)
+}
+
 fn importance(level: u8) -> Result<Importance, String> {
-    Importance::from_u8(level)
-        .ok_or_else(|| format!("--importance {level}: use 0 (low) to 3 (critical)"))
+    match level {
+        0 => Ok(Importance::Low),
+        1 => Ok(Importance::Medium),
+        2 => Ok(Importance::High),
+        3 => Ok(Importance::Critical),
+        _ => Err(format!("--importance {level}: use 0 (low) to 3 (critical)")),
+    }
 }
 
 /// `utipc ping` options.
@@ -253,8 +194,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// Sends `count` datagrams and waits for each echo, checking its content. Returns true only if
 /// every echo came back intact.
-pub fn ping(s: &mut Session, a: &PingArgs) -> Result<bool, String> {
-    if !(8..=MAX_USER_MSG_SIZE).contains(&a.size) {
+pub fn ping(s: &Session, a: &PingArgs) -> Result<bool, String> {
+    if !(8..=MAX_DATA).contains(&a.size) {
         return Err(format!("--size {}: use 8 to 66000 bytes", a.size));
     }
     if !a.to.is_single() {
@@ -264,13 +205,12 @@ pub fn ping(s: &mut Session, a: &PingArgs) -> Result<bool, String> {
         ));
     }
     let timeout = Duration::from_secs_f64(a.timeout.max(0.001));
-    let opts = SendOpts {
-        importance: importance(a.importance)?,
-        ..SendOpts::default()
-    };
-    s.wait_ready(timeout)?;
-    s.wait_for(a.to, timeout)?;
-    let src = s.open_port();
+    let sock = s.socket(SocketKind::Rdm)?;
+    sock.set_importance(importance(a.importance)?)
+        .map_err(|e| e.to_string())?;
+    // Undeliverable pings come back, so a vanished echo server is reported, not waited for.
+    sock.set_dest_droppable(false).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(timeout));
     let mut rtts = Vec::new();
     let mut out = std::io::stdout().lock();
     for seq in 0..a.count {
@@ -278,36 +218,34 @@ pub fn ping(s: &mut Session, a: &PingArgs) -> Result<bool, String> {
             break;
         }
         let data = ping_payload(seq, a.size);
-        let t0 = StdInstant::now();
-        s.send_retrying(src, to_addr(a.to), opts, &data, timeout)?;
-        let mut reply: Option<Received> = None;
-        let got = s.run_until(timeout, |rt| {
-            while let Some(m) = rt.node_mut().recv(src) {
-                if m.data.get(..4) == data.get(..4) || m.error.is_some() {
-                    reply = Some(m);
-                    return true;
-                }
+        let t0 = Instant::now();
+        s.send_when_reachable(&sock, to_addr(a.to), &data, timeout)?;
+        let reply = loop {
+            match sock.recv() {
+                Ok(m) if m.data.get(..4) == data.get(..4) || m.error.is_some() => break Some(m),
+                Ok(_) => {}
+                Err(Error::TimedOut) => break None,
+                Err(e) => return Err(format!("receiving: {e}")),
             }
-            false
-        })?;
+        };
         let rtt = t0.elapsed();
         match reply {
-            Some(m) if got && m.error.is_none() && m.data == data => {
+            Some(m) if m.error.is_none() && m.data == data => {
                 rtts.push(rtt.as_micros() as u64);
                 let _ = writeln!(
                     out,
                     "{} bytes from {:x}@{:08x}: seq={seq} rtt={} us",
                     m.data.len(),
-                    m.from.0,
-                    m.from.1,
+                    m.from.port,
+                    m.from.node,
                     rtt.as_micros()
                 );
             }
             Some(m) if m.error.is_some() => {
                 let _ = writeln!(
                     out,
-                    "seq={seq}: returned with {:?}",
-                    m.error.map(|e| e.name())
+                    "seq={seq}: returned: {}",
+                    m.error.map(|e| e.to_string()).unwrap_or_default()
                 );
             }
             Some(_) => {
@@ -318,7 +256,7 @@ pub fn ping(s: &mut Session, a: &PingArgs) -> Result<bool, String> {
             }
         }
         if a.interval > 0 {
-            let _ = s.run_until(Duration::from_millis(a.interval), |_| false)?;
+            std::thread::sleep(Duration::from_millis(a.interval));
         }
     }
     let mut sorted = rtts.clone();
@@ -339,9 +277,14 @@ pub fn ping(s: &mut Session, a: &PingArgs) -> Result<bool, String> {
 /// `utipc echo` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EchoArgs {
-    /// Service address or range to bind: TYPE:INSTANCE or TYPE:LOWER:UPPER (repeatable).
-    #[arg(long, required = true)]
+    /// Service address or range to bind an RDM echo to: TYPE:INSTANCE or TYPE:LOWER:UPPER
+    /// (repeatable).
+    #[arg(long)]
     pub bind: Vec<ServiceSpec>,
+    /// Service address to accept STREAM connections on, echoing their bytes (TYPE:INSTANCE;
+    /// repeatable).
+    #[arg(long)]
+    pub stream: Vec<ServiceSpec>,
     /// Seconds to run (default: until SIGTERM or SIGINT).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -350,70 +293,170 @@ pub struct EchoArgs {
     pub quiet: bool,
 }
 
-/// Binds and echoes every datagram to its sender until the duration ends or a signal arrives.
-pub fn echo(s: &mut Session, a: &EchoArgs) -> Result<bool, String> {
-    let port = s.open_port();
-    for spec in &a.bind {
-        s.bind(port, *spec)?;
+/// Binds and echoes every datagram to its sender, and every connection's bytes back on it,
+/// until the duration ends or a signal arrives.
+pub fn echo(s: &Session, a: &EchoArgs) -> Result<bool, String> {
+    if a.bind.is_empty() && a.stream.is_empty() {
+        return Err("give --bind TYPE:INSTANCE (datagrams) and/or --stream TYPE:INSTANCE".into());
     }
     let deadline = a
         .duration
-        .map(|d| StdInstant::now() + Duration::from_secs_f64(d.max(0.0)));
+        .map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let mut listeners = Vec::new();
+    for spec in &a.stream {
+        let l = s.socket(SocketKind::Stream)?;
+        l.bind(range(*spec), Scope::Cluster)
+            .map_err(|e| format!("bind {spec}: {e}"))?;
+        l.listen().map_err(|e| format!("listen on {spec}: {e}"))?;
+        l.set_read_timeout(Some(STOP_POLL));
+        listeners.push(l);
+    }
+    let dgram = s.socket(SocketKind::Rdm)?;
+    for spec in &a.bind {
+        dgram
+            .bind(range(*spec), Scope::Cluster)
+            .map_err(|e| format!("bind {spec}: {e}"))?;
+    }
     let mut out = std::io::stdout().lock();
+    let names: Vec<String> = a
+        .bind
+        .iter()
+        .map(ToString::to_string)
+        .chain(a.stream.iter().map(|s| format!("stream {s}")))
+        .collect();
     let _ = writeln!(
         out,
-        "echo: bound {} on port {port:x}",
-        a.bind
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
+        "echo: bound {} on port {:x}",
+        names.join(" "),
+        dgram.local_addr().port
     );
     let _ = out.flush();
+    drop(out);
+    let stop = Arc::clone(&s.stop);
+    let mut acceptors = Vec::new();
+    for l in listeners {
+        let stop = Arc::clone(&stop);
+        let quiet = a.quiet;
+        acceptors.push(std::thread::spawn(move || {
+            accept_loop(&l, &stop, deadline, quiet);
+        }));
+    }
+    let echoed = if a.bind.is_empty() {
+        wait_until_done(&stop, deadline);
+        0
+    } else {
+        dgram_echo(&dgram, &stop, deadline, a.quiet)?
+    };
+    stop.store(true, Ordering::Relaxed);
+    for t in acceptors {
+        let _ = t.join();
+    }
+    let _ = writeln!(std::io::stdout(), "echo: {echoed} datagrams echoed");
+    Ok(true)
+}
+
+fn left(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(FOREVER, |d| d.saturating_duration_since(Instant::now()))
+}
+
+fn wait_until_done(stop: &AtomicBool, deadline: Option<Instant>) {
+    while !stop.load(Ordering::Relaxed) && !left(deadline).is_zero() {
+        std::thread::sleep(left(deadline).min(STOP_POLL));
+    }
+}
+
+fn dgram_echo(
+    sock: &Socket,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+    quiet: bool,
+) -> Result<u64, String> {
     let mut echoed = 0u64;
-    let mut inbox = Vec::new();
-    while !s.stopped() {
-        let left = match deadline {
-            Some(d) => d.saturating_duration_since(StdInstant::now()),
-            None => FOREVER,
-        };
-        if left.is_zero() {
+    while !stop.load(Ordering::Relaxed) {
+        let l = left(deadline);
+        if l.is_zero() {
             break;
         }
-        s.run_until(left, |rt| {
-            while let Some(m) = rt.node_mut().recv(port) {
-                inbox.push(m);
-            }
-            !inbox.is_empty()
-        })?;
-        for m in inbox.drain(..) {
-            if m.error.is_some() {
+        sock.set_read_timeout(Some(l.min(STOP_POLL)));
+        let m = match sock.recv() {
+            Ok(m) => m,
+            Err(Error::TimedOut) => continue,
+            Err(e) => return Err(format!("receiving: {e}")),
+        };
+        if m.error.is_some() {
+            continue;
+        }
+        let _ = sock.set_importance(m.importance);
+        match sock.send_to(m.from, &m.data) {
+            Ok(()) => echoed += 1,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "echo to {}: {e}", m.from);
                 continue;
             }
-            let to = Addr::Socket {
-                port: m.from.0,
-                node: m.from.1,
-            };
-            let opts = SendOpts {
-                importance: m.importance,
-                ..SendOpts::default()
-            };
-            s.send_retrying(port, to, opts, &m.data, Duration::from_secs(1))?;
-            echoed += 1;
-            if !a.quiet {
-                let _ = writeln!(
-                    out,
-                    "echoed {} bytes from {:x}@{:08x}",
-                    m.data.len(),
-                    m.from.0,
-                    m.from.1
-                );
+        }
+        if !quiet {
+            let _ = writeln!(
+                std::io::stdout(),
+                "echoed {} bytes from {:x}@{:08x}",
+                m.data.len(),
+                m.from.port,
+                m.from.node
+            );
+        }
+    }
+    Ok(echoed)
+}
+
+/// Accepts connections and echoes each on its own thread.
+fn accept_loop(l: &Socket, stop: &Arc<AtomicBool>, deadline: Option<Instant>, quiet: bool) {
+    let mut conns = Vec::new();
+    while !stop.load(Ordering::Relaxed) && !left(deadline).is_zero() {
+        match l.accept() {
+            Ok((c, peer)) => {
+                if !quiet {
+                    let _ = writeln!(std::io::stdout(), "stream: connection from {peer}");
+                }
+                let stop = Arc::clone(stop);
+                conns.push(std::thread::spawn(move || {
+                    let n = stream_echo(&c, &stop);
+                    if !quiet {
+                        let _ =
+                            writeln!(std::io::stdout(), "stream: {peer} done, {n} bytes echoed");
+                    }
+                }));
+            }
+            Err(Error::TimedOut | Error::WouldBlock) => {}
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "accept: {e}");
+                std::thread::sleep(STOP_POLL);
             }
         }
-        let _ = out.flush();
     }
-    let _ = writeln!(out, "echo: {echoed} datagrams echoed");
-    Ok(true)
+    for c in conns {
+        let _ = c.join();
+    }
+}
+
+/// Echoes a connection's bytes until its end; returns the bytes echoed.
+fn stream_echo(c: &Socket, stop: &AtomicBool) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    c.set_read_timeout(Some(STOP_POLL));
+    while !stop.load(Ordering::Relaxed) {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if c.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                total += n as u64;
+            }
+            Err(Error::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = c.shutdown();
+    total
 }
 
 /// `utipc send` options.
@@ -431,29 +474,28 @@ pub struct SendArgs {
 }
 
 /// Sends one datagram with standard input as its data (at most 66,000 bytes).
-pub fn send(s: &mut Session, a: &SendArgs) -> Result<bool, String> {
+pub fn send(s: &Session, a: &SendArgs) -> Result<bool, String> {
     let mut data = Vec::new();
     std::io::stdin()
-        .take(MAX_USER_MSG_SIZE as u64 + 1)
+        .take(MAX_DATA as u64 + 1)
         .read_to_end(&mut data)
         .map_err(|e| format!("reading standard input: {e}"))?;
-    if data.len() > MAX_USER_MSG_SIZE {
+    if data.len() > MAX_DATA {
         return Err(
             "standard input holds more than 66,000 bytes: a datagram carries at most that"
                 .to_owned(),
         );
     }
     let timeout = Duration::from_secs_f64(a.timeout.max(0.001));
-    let opts = SendOpts {
-        importance: importance(a.importance)?,
-        ..SendOpts::default()
-    };
-    s.wait_ready(timeout)?;
-    s.wait_for(a.to, timeout)?;
-    let src = s.open_port();
-    s.send_retrying(src, to_addr(a.to), opts, &data, timeout)?;
-    // Let the link deliver (and retransmit if needed) before the node leaves.
-    let _ = s.run_until(Duration::from_millis(200), |_| false)?;
+    let sock = s.socket(SocketKind::Rdm)?;
+    sock.set_importance(importance(a.importance)?)
+        .map_err(|e| e.to_string())?;
+    s.send_when_reachable(&sock, to_addr(a.to), &data, timeout)?;
+    if s.node.is_some() {
+        // An embedded node leaves with the command: let the link deliver (and retransmit if
+        // needed) first.
+        std::thread::sleep(Duration::from_millis(200));
+    }
     Ok(true)
 }
 
@@ -472,32 +514,112 @@ pub struct RecvArgs {
 }
 
 /// Binds and writes the data of each received datagram to standard output.
-pub fn recv(s: &mut Session, a: &RecvArgs) -> Result<bool, String> {
-    let port = s.open_port();
-    s.bind(port, a.bind)?;
-    let deadline = StdInstant::now() + Duration::from_secs_f64(a.timeout.max(0.001));
+pub fn recv(s: &Session, a: &RecvArgs) -> Result<bool, String> {
+    let sock = s.socket(SocketKind::Rdm)?;
+    sock.bind(range(a.bind), Scope::Cluster)
+        .map_err(|e| format!("bind {}: {e}", a.bind))?;
+    let deadline = Instant::now() + Duration::from_secs_f64(a.timeout.max(0.001));
     let mut got = 0;
     let mut out = std::io::stdout().lock();
-    while got < a.count {
-        let left = deadline.saturating_duration_since(StdInstant::now());
-        let mut msg = None;
-        let arrived = s.run_until(left, |rt| {
-            msg = rt.node_mut().recv(port);
-            msg.is_some()
-        })?;
-        match msg {
-            Some(m) if arrived => {
+    while got < a.count && !s.stopped() {
+        let l = deadline.saturating_duration_since(Instant::now());
+        if l.is_zero() {
+            break;
+        }
+        sock.set_read_timeout(Some(l.min(STOP_POLL)));
+        match sock.recv() {
+            Ok(m) => {
                 out.write_all(&m.data)
                     .and_then(|()| out.flush())
                     .map_err(|e| format!("writing standard output: {e}"))?;
                 got += 1;
             }
-            _ => {
-                return Err(format!(
-                    "received {got} of {} datagrams before the timeout",
-                    a.count
-                ));
-            }
+            Err(Error::TimedOut) => {}
+            Err(e) => return Err(format!("receiving: {e}")),
+        }
+    }
+    if got < a.count {
+        return Err(format!(
+            "received {got} of {} datagrams before the timeout",
+            a.count
+        ));
+    }
+    Ok(true)
+}
+
+/// `utipc subscribe` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubscribeArgs {
+    /// What to track: TYPE, TYPE:INSTANCE or TYPE:LOWER:UPPER (TYPE alone: every instance).
+    /// Type 0 tracks nodes, type 2 links.
+    pub what: String,
+    /// An event for every binding (PORTS) rather than only for a range's first and last
+    /// (SERVICE).
+    #[arg(long)]
+    pub ports: bool,
+    /// Milliseconds until the subscription times out (default: never).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Ask this node's topology server instead of our own (hex node address).
+    #[arg(long, value_parser = parse_hex)]
+    pub node: Option<u32>,
+    /// Exit after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+fn parse_hex(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0x"), 16)
+        .map_err(|_| format!("{s:?}: expected a hex node address such as 0f115f6f"))
+}
+
+fn subscription_range(what: &str) -> Result<ServiceRange, String> {
+    if let Ok(t) = what.parse::<u32>() {
+        return Ok(ServiceRange::new(t, 0, u32::MAX));
+    }
+    what.parse::<ServiceSpec>().map(range)
+}
+
+/// Subscribes and prints one line per event with a timestamp.
+pub fn subscribe(s: &Session, a: &SubscribeArgs) -> Result<bool, String> {
+    let r = subscription_range(&a.what)?;
+    let topo = Topology::connect_to(&s.client, a.node.unwrap_or(0))
+        .map_err(|e| format!("connecting to the topology server: {e}"))?;
+    let filter = if a.ports {
+        Filter::PORTS
+    } else {
+        Filter::SERVICE
+    };
+    topo.subscribe(r, filter, a.timeout.map(Duration::from_millis), 0)
+        .map_err(|e| format!("subscribing: {e}"))?;
+    topo.socket().set_read_timeout(Some(STOP_POLL));
+    let mut out = std::io::stdout().lock();
+    let mut n = 0u64;
+    while !s.stopped() && a.count.is_none_or(|c| n < c) {
+        let ev = match topo.next_event() {
+            Ok(ev) => ev,
+            Err(Error::TimedOut) => continue,
+            Err(e) => return Err(format!("topology server: {e}")),
+        };
+        n += 1;
+        let what = match ev.kind {
+            EventKind::Published => "published",
+            EventKind::Withdrawn => "withdrawn",
+            EventKind::Timeout => "timeout",
+        };
+        let _ = writeln!(
+            out,
+            "{} {what} {{{},{},{}}} port {:x}@{:08x}",
+            utc_timestamp(std::time::SystemTime::now()),
+            r.service_type,
+            ev.found_lower,
+            ev.found_upper,
+            ev.port.port,
+            ev.port.node
+        );
+        let _ = out.flush();
+        if ev.kind == EventKind::Timeout {
+            break;
         }
     }
     Ok(true)
@@ -522,5 +644,18 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 100);
         assert_eq!(percentile(&[], 50.0), 0);
         assert_eq!(percentile(&[5], 99.0), 5);
+    }
+
+    #[test]
+    fn subscription_targets() {
+        assert_eq!(
+            subscription_range("18888").expect("type"),
+            ServiceRange::new(18888, 0, u32::MAX)
+        );
+        assert_eq!(
+            subscription_range("18888:5").expect("addr"),
+            ServiceRange::new(18888, 5, 5)
+        );
+        assert!(subscription_range("x").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! `utipc`: the management and messaging command of utipc (the counterpart of iproute2's
-//! `tipc`). Management subcommands ask a running `utipcd`; messaging subcommands run a whole
-//! node inside the command with `--embedded`.
+//! `tipc`). Management subcommands ask a running `utipcd`; messaging subcommands attach to it
+//! as an application does (shared-memory rings), or run a whole node inside the command with
+//! `--embedded`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +9,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use utipc_control::config::NodeArgs;
 use utipc_control::decode::{self, DecodeOptions};
-use utipc_control::messaging::{self, EchoArgs, PingArgs, RecvArgs, SendArgs};
-use utipc_control::mgmt::Query;
+use utipc_control::messaging::{self, EchoArgs, PingArgs, RecvArgs, SendArgs, SubscribeArgs};
+use utipc_control::mgmt::{PcapCmd, Query};
 use utipc_control::mgmt_client;
+use utipc_dataplane::engine::IdleKind;
+use utipc_shm_api::IdleMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,8 +57,40 @@ enum NameTableCmd {
 
 #[derive(Debug, Subcommand)]
 enum BearerCmd {
-    /// List enabled bearers.
-    List(MgmtArgs),
+    /// List enabled bearers (with --stats, their counters; --json always has them).
+    List {
+        #[command(flatten)]
+        mgmt: MgmtArgs,
+        /// Also print each bearer's counters: frames, and for AF_XDP the socket's rings, the
+        /// kernel's XDP_STATISTICS and the steering program's steered/passed/dropped/no-socket.
+        #[arg(long, short)]
+        stats: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PcapSub {
+    /// Start capturing every frame the bearers send and receive (AF_XDP included) into FILE,
+    /// created by utipcd; with several bearers the others write FILE.1, FILE.2, ...
+    Start {
+        /// The capture file (made absolute here: utipcd creates it).
+        file: PathBuf,
+        /// Capture only this bearer (e.g. eth:eth0), into FILE.
+        #[arg(long)]
+        bearer: Option<String>,
+        #[command(flatten)]
+        mgmt: MgmtArgs,
+    },
+    /// Stop capturing; prints where and how many frames were written.
+    Stop {
+        /// Stop only this bearer's capture.
+        #[arg(long)]
+        bearer: Option<String>,
+        #[command(flatten)]
+        mgmt: MgmtArgs,
+    },
+    /// Show which bearers capture where (flushes the files so far).
+    Status(MgmtArgs),
 }
 
 /// Where a messaging command's node runs.
@@ -65,6 +100,9 @@ struct Placement {
     /// attaching to utipcd.
     #[arg(long)]
     embedded: bool,
+    /// utipcd's run directory (default $UTIPC_RUN_DIR or /run/utipc).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -99,6 +137,10 @@ enum Command {
     /// Bearers (from utipcd).
     #[command(subcommand)]
     Bearer(BearerCmd),
+    /// Capture what utipcd's bearers send and receive to a pcap file (for `utipc decode`,
+    /// tshark), at run time.
+    #[command(subcommand)]
+    Pcap(PcapSub),
     /// Send datagrams to a service and time each echo.
     Ping {
         #[command(flatten)]
@@ -127,6 +169,14 @@ enum Command {
         #[command(flatten)]
         place: Placement,
     },
+    /// Track a service (or nodes: type 0, links: type 2) through the topology server: one line
+    /// per event with a timestamp.
+    Subscribe {
+        #[command(flatten)]
+        args: SubscribeArgs,
+        #[command(flatten)]
+        place: Placement,
+    },
 }
 
 fn mgmt(q: Query, a: &MgmtArgs) -> ExitCode {
@@ -150,30 +200,102 @@ fn mgmt(q: Query, a: &MgmtArgs) -> ExitCode {
     }
 }
 
-fn messaging_node(place: &Placement) -> Result<messaging::Session, String> {
-    if !place.embedded {
-        return Err(
-            "messaging through utipcd is not available yet: add --embedded and node options \
-             (e.g. --embedded --bearer udp:eth0) to run a node inside this command"
-                .to_owned(),
-        );
+fn bearer_list(a: &MgmtArgs, stats: bool) -> ExitCode {
+    if !stats || a.json {
+        return mgmt(Query::BearerList, a);
     }
+    let dir = a
+        .run_dir
+        .clone()
+        .unwrap_or_else(utipc_control::config::run_dir);
+    match mgmt_client::query(&dir, Query::BearerList) {
+        Ok(data) => {
+            print!("{}", utipc_control::mgmt::render_bearer_counters(&data));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("utipc: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn pcap(sub: PcapSub) -> ExitCode {
+    let (cmd, file, bearer, a) = match sub {
+        PcapSub::Start { file, bearer, mgmt } => (PcapCmd::Start, Some(file), bearer, mgmt),
+        PcapSub::Stop { bearer, mgmt } => (PcapCmd::Stop, None, bearer, mgmt),
+        PcapSub::Status(mgmt) => (PcapCmd::Status, None, None, mgmt),
+    };
+    let path = match file.map(|f| std::path::absolute(&f)) {
+        None => None,
+        Some(Ok(p)) => match p.into_os_string().into_string() {
+            Ok(p) => Some(p),
+            Err(p) => {
+                eprintln!("utipc: the capture path {p:?} is not UTF-8: choose another");
+                return ExitCode::from(2);
+            }
+        },
+        Some(Err(e)) => {
+            eprintln!("utipc: cannot make the capture path absolute: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = a
+        .run_dir
+        .clone()
+        .unwrap_or_else(utipc_control::config::run_dir);
+    match mgmt_client::pcap(&dir, cmd, path.as_deref(), bearer.as_deref()) {
+        Ok(data) => {
+            if a.json {
+                println!("{data}");
+            } else {
+                print!("{}", utipc_control::mgmt::render_pcap_text(cmd, &data));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("utipc: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Opens the messaging session: attached to utipcd, or with `--embedded` a node inside the
+/// command. `--idle` is how the command waits (and, embedded, how the node idles).
+fn messaging_session(place: &Placement) -> Result<messaging::Session, String> {
     let opts = place.node.resolve().map_err(|e| e.to_string())?;
-    messaging::Session::embedded(&opts).map_err(|e| e.to_string())
+    let idle = match opts.idle {
+        IdleKind::Spin => IdleMode::Spin,
+        IdleKind::Backoff => IdleMode::Backoff,
+        IdleKind::Block => IdleMode::Block,
+    };
+    let where_ = if place.embedded {
+        messaging::Placement::Embedded(opts)
+    } else {
+        if !place.node.bearers.is_empty() {
+            return Err(
+                "--bearer runs a node inside this command: add --embedded, or leave it out to \
+                 use the running utipcd"
+                    .to_owned(),
+            );
+        }
+        messaging::Placement::Daemon(place.run_dir.clone())
+    };
+    messaging::Session::open(where_, idle)
 }
 
 fn run_messaging(
     place: &Placement,
-    f: impl FnOnce(&mut messaging::Session) -> Result<bool, String>,
+    f: impl FnOnce(&messaging::Session) -> Result<bool, String>,
 ) -> ExitCode {
-    let mut session = match messaging_node(place) {
+    let session = match messaging_session(place) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("utipc: {e}");
             return ExitCode::from(2);
         }
     };
-    let result = f(&mut session);
+    let result = f(&session);
     session.close();
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -206,10 +328,14 @@ fn main() -> ExitCode {
         Command::Link(LinkCmd::List(a)) => mgmt(Query::LinkList, &a),
         Command::Node(NodeCmd::List(a)) => mgmt(Query::NodeList, &a),
         Command::Nametable(NameTableCmd::Show(a)) => mgmt(Query::NameTable, &a),
-        Command::Bearer(BearerCmd::List(a)) => mgmt(Query::BearerList, &a),
+        Command::Bearer(BearerCmd::List { mgmt, stats }) => bearer_list(&mgmt, stats),
+        Command::Pcap(sub) => pcap(sub),
         Command::Ping { args, place } => run_messaging(&place, |s| messaging::ping(s, &args)),
         Command::Echo { args, place } => run_messaging(&place, |s| messaging::echo(s, &args)),
         Command::Send { args, place } => run_messaging(&place, |s| messaging::send(s, &args)),
         Command::Recv { args, place } => run_messaging(&place, |s| messaging::recv(s, &args)),
+        Command::Subscribe { args, place } => {
+            run_messaging(&place, |s| messaging::subscribe(s, &args))
+        }
     }
 }

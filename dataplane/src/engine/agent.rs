@@ -78,6 +78,14 @@ pub trait Agent {
     fn next_deadline(&self) -> Option<Duration> {
         None
     }
+
+    /// Called just before the idle strategy sleeps: the agent's last chance to ask its
+    /// producers for a wake-up (the need-wakeup flags of shared-memory rings, which make
+    /// producers signal only while the consumer sleeps). Returns false when work arrived
+    /// meanwhile: the engine then runs another cycle instead of sleeping.
+    fn prepare_park(&self) -> bool {
+        true
+    }
 }
 
 impl<A: Agent + ?Sized> Agent for Box<A> {
@@ -98,6 +106,9 @@ impl<A: Agent + ?Sized> Agent for Box<A> {
     }
     fn next_deadline(&self) -> Option<Duration> {
         (**self).next_deadline()
+    }
+    fn prepare_park(&self) -> bool {
+        (**self).prepare_park()
     }
 }
 
@@ -220,5 +231,14 @@ impl<A: Agent> Agent for CompositeAgent<A> {
 
     fn next_deadline(&self) -> Option<Duration> {
         self.agents.iter().filter_map(Agent::next_deadline).min()
+    }
+
+    /// Every agent is asked (each sets its own flags), not just until the first refusal.
+    fn prepare_park(&self) -> bool {
+        let mut ok = true;
+        for a in &self.agents {
+            ok &= a.prepare_park();
+        }
+        ok
     }
 }

@@ -113,6 +113,9 @@ impl Sleeper {
     /// Sleeps up to `timeout` (not zero) for the agent's descriptors or the doorbell.
     fn sleep(&mut self, agent: &dyn Agent, timeout: Duration) -> Wake {
         self.sync(agent);
+        if !agent.prepare_park() {
+            return Wake::Ready;
+        }
         let n = match sys::epoll_wait_precise(self.epoll.as_fd(), &mut self.events, timeout) {
             Ok(n) => n,
             Err(_) => {
