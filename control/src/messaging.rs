@@ -169,6 +169,10 @@ pub struct PingArgs {
     /// Importance 0..=3.
     #[arg(long, default_value_t = 0)]
     pub importance: u8,
+    /// Throughput mode: keep this many datagrams in flight (each echo releases the next) and
+    /// report messages/s and Gb/s instead of one line per ping.
+    #[arg(long)]
+    pub window: Option<u32>,
 }
 
 /// The payload of ping number `seq`: its number, then a pattern derived from it, so that a
@@ -211,6 +215,9 @@ pub fn ping(s: &Session, a: &PingArgs) -> Result<bool, String> {
     // Undeliverable pings come back, so a vanished echo server is reported, not waited for.
     sock.set_dest_droppable(false).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(timeout));
+    if let Some(w) = a.window {
+        return flood(s, &sock, a, w.max(1), timeout);
+    }
     let mut rtts = Vec::new();
     let mut out = std::io::stdout().lock();
     for seq in 0..a.count {
@@ -272,6 +279,60 @@ pub fn ping(s: &Session, a: &PingArgs) -> Result<bool, String> {
         rtts.len()
     );
     Ok(rtts.len() == a.count as usize)
+}
+
+/// Throughput: `window` datagrams in flight, each echo releasing the next, until `count`
+/// echoes came back. Checks every echo's content.
+fn flood(
+    s: &Session,
+    sock: &Socket,
+    a: &PingArgs,
+    window: u32,
+    timeout: Duration,
+) -> Result<bool, String> {
+    let to = to_addr(a.to);
+    let first = ping_payload(0, a.size);
+    s.send_when_reachable(sock, to, &first, timeout)?;
+    let t0 = Instant::now();
+    let mut sent = 1u32;
+    while sent < window.min(a.count) {
+        sock.send_to(to, &ping_payload(sent, a.size))
+            .map_err(|e| format!("send: {e}"))?;
+        sent += 1;
+    }
+    let mut received = 0u32;
+    let mut bad = 0u32;
+    while received < a.count && !s.stopped() {
+        let m = match sock.recv() {
+            Ok(m) => m,
+            Err(Error::TimedOut) => break,
+            Err(e) => return Err(format!("receiving: {e}")),
+        };
+        received += 1;
+        let seq = m
+            .data
+            .get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(u32::MAX, u32::from_be_bytes);
+        if m.error.is_some() || m.data != ping_payload(seq, a.size) {
+            bad += 1;
+        }
+        if sent < a.count {
+            sock.send_to(to, &ping_payload(sent, a.size))
+                .map_err(|e| format!("send: {e}"))?;
+            sent += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let rate = f64::from(received) / secs;
+    let _ = writeln!(
+        std::io::stdout(),
+        "throughput: {received} echoes of {} bytes in {secs:.3} s, window {window}: {rate:.0} msg/s, \
+         {:.3} Gb/s each way, {bad} bad",
+        a.size,
+        rate * a.size as f64 * 8.0 / 1e9
+    );
+    Ok(received == a.count && bad == 0)
 }
 
 /// `utipc echo` options.
@@ -372,6 +433,7 @@ fn dgram_echo(
     quiet: bool,
 ) -> Result<u64, String> {
     let mut echoed = 0u64;
+    let mut importance = Importance::Low;
     while !stop.load(Ordering::Relaxed) {
         let l = left(deadline);
         if l.is_zero() {
@@ -386,7 +448,11 @@ fn dgram_echo(
         if m.error.is_some() {
             continue;
         }
-        let _ = sock.set_importance(m.importance);
+        // Echo at the sender's importance (an option change costs a round trip to the node,
+        // so only when it differs).
+        if m.importance != importance && sock.set_importance(m.importance).is_ok() {
+            importance = m.importance;
+        }
         match sock.send_to(m.from, &m.data) {
             Ok(()) => echoed += 1,
             Err(e) => {

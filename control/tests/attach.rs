@@ -572,3 +572,113 @@ fn a_hostile_client_is_disconnected_and_others_carry_on() {
         assert_eq!(recv(&s2).data, b"still here");
     }
 }
+
+#[test]
+fn non_blocking_sockets_with_the_readiness_fd() {
+    let Some((_a, _b, tmp, _d)) = setup_one("nonblocking") else {
+        return;
+    };
+    let rx_client = Client::attach_with(&ClientOptions {
+        run_dir: Some(tmp.path().to_owned()),
+        idle: IdleMode::Block,
+    })
+    .expect("attach");
+    let tx_client = attach(tmp.path());
+    let rx = rx_client.socket(SocketKind::Rdm).expect("socket");
+    rx.set_nonblocking(true);
+    assert!(matches!(rx.recv(), Err(Error::WouldBlock)));
+    let tx = tx_client.socket(SocketKind::Rdm).expect("socket");
+    let sender = std::thread::spawn({
+        let to = rx.local_addr();
+        move || {
+            for i in 0..100u32 {
+                tx.send_to(to, &i.to_be_bytes()).expect("send");
+                if i % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            tx
+        }
+    });
+    // An event loop as an application with epoll/mio/tokio would write it: sleep on the
+    // readiness descriptor, then drain with non-blocking calls until WouldBlock.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + LONG;
+    while got.len() < 100 {
+        assert!(Instant::now() < deadline, "only {} messages", got.len());
+        if rx_client.prepare_wait().expect("prepare") {
+            let mut p = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&rx_client.readiness_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&raw mut p, 1, 1000) };
+        }
+        loop {
+            match rx.recv() {
+                Ok(m) => got.push(u32::from_be_bytes([
+                    m.data[0], m.data[1], m.data[2], m.data[3],
+                ])),
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+    }
+    assert_eq!(got, (0..100).collect::<Vec<_>>(), "in order, exactly once");
+    drop(sender.join().expect("sender"));
+}
+
+#[test]
+fn losing_the_peer_node_aborts_its_connections() {
+    if !netns_available("node_loss") {
+        return;
+    }
+    let (a, b) = match pair(PREFIX) {
+        Ok(p) => p,
+        Err(why) => return skip_or_fail("node_loss", &why),
+    };
+    let tmp = TempDir::new(PREFIX, "node_loss");
+    let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut a_proc = daemon("utatla", &a, &da, "eth:veth0");
+    let mut b_proc = daemon("utatlb", &b, &db, "eth:veth0");
+    a_proc.wait_for(" utipcd: link up ", LONG);
+    b_proc.wait_for(" utipcd: link up ", LONG);
+    let ca = attach(&da);
+    let cb = attach(&db);
+    let l = cb.socket(SocketKind::Seqpacket).expect("socket");
+    l.bind(ServiceRange::single(7400, 1), Scope::Cluster)
+        .expect("bind");
+    l.listen().expect("listen");
+    let acceptor = std::thread::spawn(move || {
+        let (s, _) = l.accept().expect("accept");
+        (l, s)
+    });
+    let conn = ca.socket(SocketKind::Seqpacket).expect("socket");
+    let deadline = Instant::now() + LONG;
+    loop {
+        match conn.connect(ServiceAddr::new(7400, 1), LONG) {
+            Ok(()) => break,
+            Err(Error::Status(Status::NoRoute)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    let (_l, _srv) = acceptor.join().expect("acceptor");
+    let t0 = Instant::now();
+    b_proc.signal(libc::SIGKILL);
+    conn.set_read_timeout(Some(LONG));
+    let r = conn.recv();
+    let took = t0.elapsed();
+    assert!(
+        matches!(r, Err(Error::Disconnected(ErrorCode::NoNode))),
+        "{r:?}"
+    );
+    eprintln!(
+        "peer utipcd killed: the connection aborted with NO_NODE after {} ms (link tolerance \
+         1500 ms)",
+        took.as_millis()
+    );
+    drop(cb);
+}
