@@ -18,11 +18,9 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, Once};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,28 +33,9 @@ use utipc_dataplane::engine::{AgentInvoker, EngineConfig, IdleConfig, IdleKind, 
 use utipc_dataplane::runtime::NodeRuntime;
 use utipc_proto::name_table::Scope;
 use utipc_proto::node::{Node, NodeConfig};
+use utipc_testkit::{DaemonProc, Netns, TempDir, netns_available, pair, skip_or_fail};
 
 const PREFIX: &str = "utd-";
-
-/// A fresh, unique directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("{PREFIX}{}-{n}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 // =============================================================================================
 // In-process daemon
@@ -161,7 +140,7 @@ fn error_of(v: &Json) -> &str {
 
 #[test]
 fn protocol_errors_never_crash_the_daemon() {
-    let dir = TempDir::new("proto");
+    let dir = TempDir::new(PREFIX, "proto");
     let mut d = invoker(in_process(&dir.0));
     let mut c = connect(d.agent());
 
@@ -255,7 +234,7 @@ fn protocol_errors_never_crash_the_daemon() {
 
 #[test]
 fn large_responses_go_out_through_the_buffer() {
-    let dir = TempDir::new("large");
+    let dir = TempDir::new(PREFIX, "large");
     let mut d = in_process(&dir.0);
     let now = d.runtime().now();
     let node = d.runtime_mut().node_mut();
@@ -281,7 +260,7 @@ fn large_responses_go_out_through_the_buffer() {
 
 #[test]
 fn socket_ownership() {
-    let dir = TempDir::new("own");
+    let dir = TempDir::new(PREFIX, "own");
     // A socket file nobody listens on (a daemon that died) is replaced.
     let path = config::control_socket(&dir.0);
     drop(UnixListener::bind(&path).expect("bind"));
@@ -318,7 +297,7 @@ fn socket_ownership() {
 
 #[test]
 fn mgmt_client_against_a_daemon_thread() {
-    let dir = TempDir::new("client");
+    let dir = TempDir::new(PREFIX, "client");
     let d = in_process(&dir.0);
     let stop = d.stop_handle();
     let t = thread::spawn(move || {
@@ -366,7 +345,7 @@ fn missing_cpu() -> usize {
 
 #[test]
 fn bad_engine_options_are_refused_clearly() {
-    let dir = TempDir::new("cpu");
+    let dir = TempDir::new(PREFIX, "cpu");
     let run_dir = dir.0.join("run");
     let cpu = missing_cpu().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_utipcd"))
@@ -431,287 +410,11 @@ fn bad_engine_options_are_refused_clearly() {
 // =============================================================================================
 // Two utipcd processes in network namespaces
 
-/// Whether this test can create namespaces; prints why not and returns false (skip), or
-/// panics instead when `UTIPC_REQUIRE_NETNS=1`.
-fn netns_available(test: &str) -> bool {
-    let Err(why) = check_privileges() else {
-        return true;
-    };
-    skip_or_fail(test, &why);
-    false
-}
-
-fn skip_or_fail(test: &str, why: &str) {
-    let required = std::env::var("UTIPC_REQUIRE_NETNS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{test}: network namespaces are required (UTIPC_REQUIRE_NETNS=1) but {why}"
-    );
-    eprintln!("skipping {test}: {why} (set UTIPC_REQUIRE_NETNS=1 to fail instead)");
-}
-
-fn check_privileges() -> Result<(), String> {
-    const CAP_NET_ADMIN: u32 = 12;
-    const CAP_NET_RAW: u32 = 13;
-    let status = fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("/proc/self/status is unreadable ({e})"))?;
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .ok_or("/proc/self/status has no CapEff line")?;
-    for (bit, name) in [
-        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
-        (CAP_NET_RAW, "CAP_NET_RAW"),
-    ] {
-        if caps & (1 << bit) == 0 {
-            return Err(format!("the process lacks {name} (run the tests as root)"));
-        }
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("iproute2's `ip` is not installed (apt-get install iproute2)".into()),
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `ip {}`: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Deletes namespaces of earlier test processes that no longer run.
-fn remove_stale() {
-    let Ok(dir) = fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["netns", "del", &name]);
-        }
-    }
-}
-
-/// A named namespace, deleted on drop (which also deletes its end of the veth pair).
-struct Netns(String);
-
-impl Netns {
-    fn create(name: String) -> Result<Self, String> {
-        ip(&["netns", "add", &name])?;
-        let ns = Self(name);
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    fn ip(&self, args: &[&str]) -> Result<(), String> {
-        let mut all = vec!["-n", &self.0];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// `ip netns exec NS PROGRAM`.
-    fn exec(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
-/// `utd-<pid>-<n>-a` and `-b` joined by veth0 (198.18.<n>.1/24 and .2/24), both up.
-fn pair() -> Result<(Netns, Netns), String> {
-    static CLEAN: Once = Once::new();
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    CLEAN.call_once(remove_stale);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = format!("{PREFIX}{}-{n}", std::process::id());
-    let a = Netns::create(format!("{base}-a"))?;
-    let b = Netns::create(format!("{base}-b"))?;
-    a.ip(&[
-        "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", &b.0,
-    ])?;
-    for (ns, host) in [(&a, 1), (&b, 2)] {
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("198.18.{n}.{host}/24"),
-            "dev",
-            "veth0",
-        ])?;
-        ns.ip(&["link", "set", "veth0", "up"])?;
-    }
-    // Wait (bounded) for both ends to be operationally up, so no early frame is dropped.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for ns in [&a, &b] {
-        loop {
-            let out = Command::new("ip")
-                .args(["-n", &ns.0, "-o", "link", "show", "dev", "veth0"])
-                .output()
-                .map_err(|e| e.to_string())?;
-            if String::from_utf8_lossy(&out.stdout).contains("state UP") {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("veth0 in {} did not come up within 5 s", ns.0));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-    Ok((a, b))
-}
-
-/// A `utipcd` child process; its stderr lines arrive on a channel with their arrival time.
-/// Killed (SIGKILL) and reaped on drop if still running.
-struct DaemonProc {
-    name: &'static str,
-    child: Child,
-    lines: Receiver<(Instant, String)>,
-    log: Vec<String>,
-}
-
-impl DaemonProc {
-    fn spawn(name: &'static str, ns: &Netns, run_dir: &Path, args: &[&str]) -> Self {
-        let mut child = ns
-            .exec(env!("CARGO_BIN_EXE_utipcd"))
-            .args(args)
-            .arg("--run-dir")
-            .arg(run_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn utipcd");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let mut r = io::BufReader::new(stderr);
-            let mut line = String::new();
-            while matches!(io::BufRead::read_line(&mut r, &mut line), Ok(n) if n > 0) {
-                if tx
-                    .send((Instant::now(), line.trim_end().to_owned()))
-                    .is_err()
-                {
-                    return;
-                }
-                line.clear();
-            }
-        });
-        Self {
-            name,
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing `what`; returns when it arrived.
-    fn wait_for(&mut self, what: &str, timeout: Duration) -> Instant {
-        let deadline = Instant::now() + timeout;
-        if self.log.iter().any(|l| l.contains(what)) {
-            return Instant::now();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok((at, line)) => {
-                    let hit = line.contains(what);
-                    self.log.push(line);
-                    if hit {
-                        return at;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
-                    "{}: no log line with {what:?} within {timeout:?}; its log:\n{}",
-                    self.name,
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// The process's CPU time so far (user + system, all threads), from /proc/PID/stat.
-    fn cpu_time(&self) -> Duration {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_else(|e| panic!("{}: /proc/PID/stat: {e}", self.name));
-        // After the command name in parentheses: fields 3 onwards; utime and stime are 14, 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let ticks: u64 = rest
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .map(|f| f.parse::<u64>().expect("clock ticks"))
-            .sum();
-        // SAFETY: sysconf takes no pointers.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let hz = u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100);
-        Duration::from_secs_f64(ticks as f64 / hz as f64)
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) with our own child's pid (not reaped yet, so it cannot be reused).
-        let r = unsafe { libc::kill(pid, sig) };
-        assert_eq!(r, 0, "kill: {}", io::Error::last_os_error());
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                // Collect the rest of the log.
-                while let Ok((_, l)) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.log.push(l);
-                }
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {timeout:?}; its log:\n{}",
-                self.name,
-                self.log.join("\n")
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if thread::panicking() {
-            while let Ok((_, l)) = self.lines.try_recv() {
-                self.log.push(l);
-            }
-            eprintln!("--- {} log ---\n{}", self.name, self.log.join("\n"));
-        }
-    }
+/// Starts `utipcd ARGS --run-dir DIR` inside `ns`.
+fn utipcd(name: &str, ns: &Netns, run_dir: &Path, args: &[&str]) -> DaemonProc {
+    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_utipcd"));
+    cmd.args(args).arg("--run-dir").arg(run_dir);
+    DaemonProc::spawn(name, cmd)
 }
 
 /// Runs `utipc ARGS --run-dir DIR` inside `ns`.
@@ -747,18 +450,18 @@ fn two_daemons(test: &str, media: &str) {
     if !netns_available(test) {
         return;
     }
-    let (na, nb) = match pair() {
+    let (na, nb) = match pair(PREFIX) {
         Ok(p) => p,
         Err(why) => return skip_or_fail(test, &why),
     };
-    let tmp = TempDir::new(media);
+    let tmp = TempDir::new(PREFIX, media);
     let (dir_a, dir_b) = (tmp.0.join("a"), tmp.0.join("b"));
     let bearer = format!("{media}:veth0");
     let (id_a, id_b) = (format!("utd{media}a"), format!("utd{media}b"));
 
     let t0 = Instant::now();
     // a sleeps when idle and is pinned; b runs with the default backoff, not pinned.
-    let mut a = DaemonProc::spawn(
+    let mut a = utipcd(
         "utipcd a",
         &na,
         &dir_a,
@@ -766,7 +469,7 @@ fn two_daemons(test: &str, media: &str) {
             "--id", &id_a, "--bearer", &bearer, "--idle", "block", "--cpu", "0",
         ],
     );
-    let mut b = DaemonProc::spawn(
+    let mut b = utipcd(
         "utipcd b",
         &nb,
         &dir_b,

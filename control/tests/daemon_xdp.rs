@@ -14,21 +14,22 @@
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_SYS_ADMIN for `ip netns`) and iproute2;
 //! without them it prints why and passes, unless `UTIPC_REQUIRE_NETNS=1`. Namespaces are named
-//! `utdx-<pid>-a|b` and deleted afterwards (and by later runs if a run was killed).
+//! `utdx-<pid>-<n>-a|b` and deleted afterwards (and by later runs if a run was killed).
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use utipc_control::capture::{Carrier, read_capture};
+use utipc_testkit::{
+    Cap, DaemonProc, Netns, Pair, TempDir, Veth, VethEnd, privileged, skip_or_fail,
+};
 
 const PREFIX: &str = "utdx-";
 const TEST: &str = "two_daemons_over_af_xdp";
@@ -41,268 +42,27 @@ const UDP_PORT: u16 = 7061;
 // =============================================================================================
 // Privileges, namespaces, processes
 
-fn skip_or_fail(why: &str) {
-    let required = std::env::var("UTIPC_REQUIRE_NETNS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{TEST}: network namespaces are required (UTIPC_REQUIRE_NETNS=1) but {why}"
-    );
-    eprintln!("skipping {TEST}: {why} (set UTIPC_REQUIRE_NETNS=1 to fail instead)");
-}
-
-/// Whether the process may create namespaces, attach XDP and open AF_XDP sockets.
-fn check_privileges() -> Result<(), String> {
-    let status = fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("/proc/self/status is unreadable ({e})"))?;
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .ok_or("/proc/self/status has no CapEff line")?;
-    for (bit, name) in [
-        (12, "CAP_NET_ADMIN"),
-        (13, "CAP_NET_RAW"),
-        (21, "CAP_SYS_ADMIN"),
-        (39, "CAP_BPF"),
-    ] {
-        if caps & (1u64 << bit) == 0 {
-            return Err(format!("the process lacks {name} (run the tests as root)"));
-        }
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("iproute2's `ip` is not installed (apt-get install iproute2)".into()),
-    }
-}
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `ip {}`: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Deletes this test's namespaces left by earlier runs whose process is gone.
-fn remove_stale() {
-    let Ok(dir) = fs::read_dir("/run/netns") else {
-        return;
+/// `utdx-<pid>-<n>-a` (ADDR_A) and `-b` (ADDR_B) joined by veth0, both ends up.
+fn pair() -> Result<Pair, String> {
+    let end = |addr: Ipv4Addr| VethEnd {
+        addrs: vec![format!("{addr}/24")],
+        ..VethEnd::default()
     };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["netns", "del", &name]);
-        }
+    Veth {
+        a: end(ADDR_A),
+        b: end(ADDR_B),
+        ..Veth::default()
     }
+    .create(PREFIX)
 }
 
-/// A named namespace, deleted on drop (with its end of the veth pair).
-struct Netns(String);
-
-impl Netns {
-    fn create(name: String) -> Result<Self, String> {
-        ip(&["netns", "add", &name])?;
-        let ns = Self(name);
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    fn ip(&self, args: &[&str]) -> Result<String, String> {
-        let mut all = vec!["-n", &self.0];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// `ip netns exec NS PROGRAM` (which execs PROGRAM: the child's pid is PROGRAM's).
-    fn exec(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-
-    /// Runs `f` on a thread that has entered this namespace, and returns its result.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let file = File::open(format!("/run/netns/{}", self.0))
-            .unwrap_or_else(|e| panic!("namespace file of {}: {e}", self.0));
-        thread::spawn(move || {
-            // SAFETY: `file` is the namespace file, open for the whole call; setns changes only
-            // this (fresh, short-lived) thread's network namespace.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
-/// `utdx-<pid>-a` (ADDR_A) and `-b` (ADDR_B) joined by veth0, both ends up.
-fn pair() -> Result<(Netns, Netns), String> {
-    remove_stale();
-    let base = format!("{PREFIX}{}", std::process::id());
-    let a = Netns::create(format!("{base}-a"))?;
-    let b = Netns::create(format!("{base}-b"))?;
-    a.ip(&[
-        "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", &b.0,
-    ])?;
-    for (ns, addr) in [(&a, ADDR_A), (&b, ADDR_B)] {
-        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "veth0"])?;
-        ns.ip(&["link", "set", "veth0", "up"])?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for ns in [&a, &b] {
-        while !ns
-            .ip(&["-o", "link", "show", "dev", "veth0"])?
-            .contains("state UP")
-        {
-            if Instant::now() > deadline {
-                return Err(format!("veth0 in {} did not come up within 5 s", ns.0));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-    Ok((a, b))
-}
-
-/// A temp directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A `utipcd` started by this test; its stderr lines arrive on a channel. Killed (SIGKILL) and
-/// reaped on drop if still running.
-struct DaemonProc {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    log: Vec<String>,
-}
-
-impl DaemonProc {
-    fn spawn(name: &str, ns: &Netns, run_dir: &Path, id: &str) -> Self {
-        let mut child = ns
-            .exec(env!("CARGO_BIN_EXE_utipcd"))
-            .args(["--id", id, "--bearer", "xdp:veth0", "--idle", "backoff"])
-            .arg("--run-dir")
-            .arg(run_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn utipcd");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let mut r = BufReader::new(stderr);
-            let mut line = String::new();
-            while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
-                if tx.send(line.trim_end().to_owned()).is_err() {
-                    return;
-                }
-                line.clear();
-            }
-        });
-        Self {
-            name: name.to_owned(),
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for a log line containing `what`.
-    fn wait_for(&mut self, what: &str, timeout: Duration) {
-        if self.log.iter().any(|l| l.contains(what)) {
-            return;
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = line.contains(what);
-                    self.log.push(line);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
-                    "{}: no log line with {what:?} within {timeout:?}; its log:\n{}",
-                    self.name,
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// SIGKILL (no clean shutdown, nothing of ours runs) and wait (bounded) for the exit.
-    fn kill_hard(&mut self) -> ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) with our own child's pid, not reaped yet (so not reused).
-        let r = unsafe { libc::kill(pid, libc::SIGKILL) };
-        assert_eq!(r, 0, "kill: {}", io::Error::last_os_error());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} survived SIGKILL for 5 s",
-                self.name
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if thread::panicking() {
-            while let Ok(l) = self.lines.try_recv() {
-                self.log.push(l);
-            }
-            eprintln!("--- {} log ---\n{}", self.name, self.log.join("\n"));
-        }
-    }
+/// Starts `utipcd` with the AF_XDP bearer on veth0 of `ns`.
+fn utipcd(name: &str, ns: &Netns, run_dir: &Path, id: &str) -> DaemonProc {
+    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_utipcd"));
+    cmd.args(["--id", id, "--bearer", "xdp:veth0", "--idle", "backoff"])
+        .arg("--run-dir")
+        .arg(run_dir);
+    DaemonProc::spawn(name, cmd)
 }
 
 /// Runs `utipc ARGS --run-dir DIR` inside `ns`.
@@ -466,20 +226,21 @@ fn icmp_echo(dst: Ipv4Addr) -> Result<Duration, String> {
 
 #[test]
 fn two_daemons_over_af_xdp() {
-    if let Err(why) = check_privileges() {
-        return skip_or_fail(&why);
+    // `ip netns exec` needs CAP_SYS_ADMIN; the steering program CAP_BPF.
+    if !privileged(TEST, &[Cap::SYS_ADMIN, Cap::BPF]) {
+        return;
     }
-    let (na, nb) = match pair() {
+    let Pair { a: na, b: nb } = match pair() {
         Ok(p) => p,
-        Err(why) => return skip_or_fail(&why),
+        Err(why) => return skip_or_fail(TEST, &why),
     };
-    let tmp = TempDir::new();
+    let tmp = TempDir::new(PREFIX, "xdp");
     let (dir_a, dir_b) = (tmp.0.join("a"), tmp.0.join("b"));
 
     // Link up over AF_XDP.
     let t0 = Instant::now();
-    let mut a = DaemonProc::spawn("utipcd a", &na, &dir_a, "utdxa");
-    let mut b = DaemonProc::spawn("utipcd b", &nb, &dir_b, "utdxb");
+    let mut a = utipcd("utipcd a", &na, &dir_a, "utdxa");
+    let mut b = utipcd("utipcd b", &nb, &dir_b, "utdxb");
     for d in [&mut a, &mut b] {
         d.wait_for("utipc: bearer eth:veth0: AF_XDP ", Duration::from_secs(10));
         d.wait_for(" utipcd: engine: idle backoff, ", Duration::from_secs(10));
@@ -533,24 +294,16 @@ fn two_daemons_over_af_xdp() {
         .unwrap_or_else(|e| panic!("ping b -> a: {e}"));
     // The sockets are created by threads inside the namespaces: b echoes one datagram.
     let (ready_tx, ready_rx) = mpsc::channel();
-    let echo = {
-        let file = File::open(format!("/run/netns/{}", nb.0)).expect("netns b");
-        thread::spawn(move || -> Result<usize, String> {
-            // SAFETY: `file` is open for the call; setns changes only this thread.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if r != 0 {
-                return Err(format!("setns: {}", io::Error::last_os_error()));
-            }
-            let s = UdpSocket::bind((ADDR_B, UDP_PORT)).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))
-                .map_err(|e| e.to_string())?;
-            let _ = ready_tx.send(());
-            let mut buf = [0u8; 256];
-            let (n, from) = s.recv_from(&mut buf).map_err(|e| format!("server: {e}"))?;
-            s.send_to(&buf[..n], from).map_err(|e| e.to_string())?;
-            Ok(n)
-        })
-    };
+    let echo = nb.spawn(move || -> Result<usize, String> {
+        let s = UdpSocket::bind((ADDR_B, UDP_PORT)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        let _ = ready_tx.send(());
+        let mut buf = [0u8; 256];
+        let (n, from) = s.recv_from(&mut buf).map_err(|e| format!("server: {e}"))?;
+        s.send_to(&buf[..n], from).map_err(|e| e.to_string())?;
+        Ok(n)
+    });
     ready_rx
         .recv_timeout(Duration::from_secs(5))
         .expect("UDP server in b ready");
@@ -631,7 +384,8 @@ fn two_daemons_over_af_xdp() {
     );
 
     // SIGKILL detaches the program: nothing of utipcd runs, the kernel drops the BPF link.
-    let status = a.kill_hard();
+    a.signal(libc::SIGKILL);
+    let status = a.wait_exit(Duration::from_secs(5));
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(libc::SIGKILL)
@@ -651,7 +405,7 @@ fn two_daemons_over_af_xdp() {
     assert!(xdp_attached(&nb), "b's program is untouched");
     // The interface is free: a new utipcd gets AF_XDP again and the link comes back.
     let t_restart = Instant::now();
-    let mut a2d = DaemonProc::spawn("utipcd a (restarted)", &na, &dir_a, "utdxa");
+    let mut a2d = utipcd("utipcd a (restarted)", &na, &dir_a, "utdxa");
     a2d.wait_for("utipc: bearer eth:veth0: AF_XDP ", Duration::from_secs(10));
     a2d.wait_for(" utipcd: link up utdx", Duration::from_secs(10));
     let relink = t_restart.elapsed();

@@ -23,7 +23,7 @@ use utipc_proto::addr::NodeId;
 use utipc_proto::name_table::Scope;
 use utipc_proto::node::{Addr, Node, NodeConfig, SendError, SendOpts};
 
-use super::netns::{A4, B4, Netns, Pair, VETH, available};
+use super::netns::{A4, B4, Netns, VETH, available, veth_pair};
 use crate::bearer::Bearer;
 use crate::bearer::packet::PacketBearer;
 use crate::bearer::udp::{UdpBearer, UdpBearerConfig};
@@ -804,7 +804,7 @@ fn node_in(
 /// Two engines (`threading`, `idle`) drive a node each; the sender's datagrams must all come
 /// back; then both sit idle with the link up for 2 s and their CPU use is printed.
 fn two_engines(kind: &'static str, threading: ThreadingMode, idle: IdleKind) {
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let a = node_in(&pair.a, "eng-a", 1, kind, A4);
     let b = node_in(&pair.b, "eng-b", 2, kind, B4);
     let (tx, rx) = mpsc::channel();

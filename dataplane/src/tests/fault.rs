@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use utipc_proto::bearer::Dest;
 use utipc_proto::wire::discovery::MediaAddr;
 
-use super::netns::{Pair, VETH, available};
+use super::netns::{Pair, VETH, available, veth_pair};
 use super::{BUF, expect_frame};
 use crate::bearer::Bearer;
 use crate::bearer::fault::{FaultConfig, FaultCounters, FaultInjector, Faults};
@@ -82,7 +82,7 @@ fn fault_injector_over_af_packet_is_seeded() {
     if !available("fault_injector_over_af_packet_is_seeded") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let (first, c) = run(&pair, lossy(11));
     let n = f64::from(FRAMES);
     let rate = |k: u64| k as f64 / n;
@@ -108,7 +108,7 @@ fn fault_injector_delays_by_the_clock() {
     if !available("fault_injector_delays_by_the_clock") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let mut a = pair.a.run(|| PacketBearer::open(VETH)).expect("bearer a");
     let b = pair.b.run(|| PacketBearer::open(VETH)).expect("bearer b");
     let mac_b = b.local_addr();

@@ -7,7 +7,7 @@ use utipc_proto::bearer::{Dest, MediaKind};
 use utipc_proto::wire::Packet;
 use utipc_proto::wire::discovery::{DiscType, MediaAddr};
 
-use super::netns::{Netns, Pair, VETH, available};
+use super::netns::{Netns, VETH, available, netns, veth_pair};
 use super::raw::RawSock;
 use super::{advertised, discovery, expect_frame, expect_quiet};
 use crate::bearer::Bearer;
@@ -37,10 +37,13 @@ fn packet_bearers_exchange_broadcast_and_unicast() {
     if !available("packet_bearers_exchange_broadcast_and_unicast") {
         return;
     }
-    let pair = Pair::new(Some(1400), Some(9000));
+    let pair = veth_pair(Some(1400), Some(9000));
     let mut a = open(&pair.a);
     let mut b = open(&pair.b);
-    let (mac_a, mac_b) = (pair.a.mac(VETH), pair.b.mac(VETH));
+    let (mac_a, mac_b) = (
+        pair.a.mac(VETH).expect("MAC"),
+        pair.b.mac(VETH).expect("MAC"),
+    );
     assert_eq!(a.local_addr(), MediaAddr::Eth(mac_a), "SIOCGIFHWADDR");
     assert_eq!(b.local_addr(), MediaAddr::Eth(mac_b));
     assert_eq!((a.mtu(), b.mtu()), (1400, 9000), "SIOCGIFMTU");
@@ -103,10 +106,10 @@ fn packet_bearer_filters_like_the_kernel() {
     if !available("packet_bearer_filters_like_the_kernel") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let mut b = open(&pair.b);
-    let mac_b = pair.b.mac(VETH);
-    let mac_a = pair.a.mac(VETH);
+    let mac_b = pair.b.mac(VETH).expect("MAC");
+    let mac_a = pair.a.mac(VETH).expect("MAC");
     let inject = pair.a.run(|| RawSock::injector(VETH));
     let frame = |dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]| {
         [
@@ -181,12 +184,14 @@ fn packet_bearer_refuses_what_the_kernel_refuses() {
     if !available("packet_bearer_refuses_what_the_kernel_refuses") {
         return;
     }
-    let ns = Netns::create("x");
+    let ns = netns("x");
     // A veth pair inside one namespace: Ethernet devices whose MTU can go down to 68.
     ns.ip(&[
         "link", "add", "small0", "type", "veth", "peer", "name", "small1",
-    ]);
-    ns.ip(&["link", "set", "small0", "mtu", "68"]);
+    ])
+    .expect("veth");
+    ns.ip(&["link", "set", "small0", "mtu", "68"])
+        .expect("MTU 68");
     ns.run(|| {
         let e = PacketBearer::open("lo").expect_err("loopback");
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -210,7 +215,8 @@ fn packet_bearer_refuses_what_the_kernel_refuses() {
         let e = PacketBearer::open("a-name-far-too-long").expect_err("bad name");
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     });
-    ns.ip(&["link", "set", "small0", "mtu", "100"]);
+    ns.ip(&["link", "set", "small0", "mtu", "100"])
+        .expect("MTU 100");
     let b = ns
         .run(|| PacketBearer::open("small0"))
         .expect("MTU 100 is enough");

@@ -4,14 +4,13 @@
 
 use std::net::IpAddr;
 use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use utipc_proto::addr::NodeId;
 use utipc_proto::name_table::Scope;
 use utipc_proto::node::{Addr, Node, NodeConfig, SendOpts};
 
-use super::netns::{A4, B4, Netns, Pair, VETH, available};
+use super::netns::{A4, B4, VETH, available, veth_pair};
 use crate::bearer::Bearer;
 use crate::bearer::packet::PacketBearer;
 use crate::bearer::udp::{UdpBearer, UdpBearerConfig};
@@ -23,20 +22,6 @@ const TOL: Duration = Duration::from_millis(1500);
 fn runtime(name: &str, seed: u64) -> NodeRuntime {
     let id: NodeId = name.parse().expect("id");
     NodeRuntime::new(Node::new(NodeConfig::new(id, seed)))
-}
-
-fn in_ns<T: Send + 'static>(
-    ns: &Netns,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let fd = ns.file_fd();
-    thread::spawn(move || {
-        // SAFETY: `fd` is the namespace file of a Netns the test keeps alive until it joins
-        // this thread; setns changes only this thread's network namespace.
-        let r = unsafe { libc::setns(fd, libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
 }
 
 fn open(kind: &str, local: &str) -> Box<dyn Bearer + Send> {
@@ -51,10 +36,10 @@ fn open(kind: &str, local: &str) -> Box<dyn Bearer + Send> {
 
 /// Node B binds {18888,17} and echoes; node A sends datagrams and checks every echo.
 fn exchange(kind: &'static str) {
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let (tx_ready, rx_ready) = mpsc::channel::<()>();
     let (tx_done, rx_done) = mpsc::channel::<()>();
-    let b = in_ns(&pair.b, move || {
+    let b = pair.b.spawn(move || {
         let mut rt = runtime("rt-b", 2);
         let bearer = open(kind, B4);
         rt.add_bearer(bearer, &format!("{kind}:{VETH}"), VETH, TOL)
@@ -98,7 +83,7 @@ fn exchange(kind: &'static str) {
         rt.shutdown();
         echoed
     });
-    let a = in_ns(&pair.a, move || {
+    let a = pair.a.spawn(move || {
         let mut rt = runtime("rt-a", 1);
         let bearer = open(kind, A4);
         rt.add_bearer(bearer, &format!("{kind}:{VETH}"), VETH, TOL)

@@ -8,7 +8,7 @@ use std::process::Command;
 use utipc_proto::bearer::Dest;
 use utipc_proto::wire::discovery::{DiscType, MediaAddr};
 
-use super::netns::{A4, A6, B4, B6, Pair, VETH, available};
+use super::netns::{A4, A6, B4, B6, VETH, available, veth_pair};
 use super::{ARRIVE, NET_ID, advertised, discovery, expect_frame};
 use crate::bearer::packet::PacketBearer;
 use crate::bearer::pcap_tap::PcapTap;
@@ -124,7 +124,7 @@ fn pcap_tap_captures_real_bearers_for_tshark() {
     if !available("pcap_tap_captures_real_bearers_for_tshark") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
     let udp = |s: &str| UdpBearer::open(UdpBearerConfig::new(ip(s), NET_ID)).expect("open udp");
     let (mut a4, mut a6, mut ae) = pair.a.run(|| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use utipc_proto::bearer::{Dest, MediaKind};
 use utipc_proto::wire::discovery::{DiscType, MediaAddr};
 
-use super::netns::{A4, A6, B4, B6, Pair, VETH, available};
+use super::netns::{A4, A6, B4, B6, VETH, available, veth_pair};
 use super::raw::RawSock;
 use super::{NET_ID, advertised, discovery, expect_frame, expect_quiet};
 use crate::bearer::Bearer;
@@ -65,7 +65,7 @@ fn udp4_multicast_discovery_and_unicast_reply() {
     if !available("udp4_multicast_discovery_and_unicast_reply") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let mut a = pair
         .a
         .run(|| UdpBearer::open(UdpBearerConfig::new(ip(A4), NET_ID)))
@@ -89,7 +89,7 @@ fn udp6_multicast_and_replicast() {
     if !available("udp6_multicast_and_replicast") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let mut a = pair
         .a
         .run(|| UdpBearer::open(UdpBearerConfig::new(ip(A6), NET_ID)))
@@ -134,8 +134,10 @@ fn udp4_replicast_sends_one_copy_per_remote() {
     if !available("udp4_replicast_sends_one_copy_per_remote") {
         return;
     }
-    let pair = Pair::new(None, None);
-    pair.b.ip(&["addr", "add", "198.18.0.3/24", "dev", VETH]);
+    let pair = veth_pair(None, None);
+    pair.b
+        .ip(&["addr", "add", "198.18.0.3/24", "dev", VETH])
+        .expect("second address");
     let cfg = |local: &str, remotes: &[&str]| UdpBearerConfig {
         remotes: remotes.iter().map(|r| sa(r, 6118)).collect(),
         ..UdpBearerConfig::new(ip(local), NET_ID)
@@ -188,7 +190,7 @@ fn udp_drops_its_own_datagrams() {
     if !available("udp_drops_its_own_datagrams") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     // A replicast bearer that lists itself: its broadcast comes straight back to it.
     let mut own = pair
         .a
@@ -218,7 +220,7 @@ fn udp_checksums_on_the_wire_match_the_kernel_bearer() {
     if !available("udp_checksums_on_the_wire_match_the_kernel_bearer") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let sniffer = pair.b.run(|| RawSock::sniffer(VETH));
     let (mut a4, mut a6) = pair.a.run(|| {
         (
@@ -288,7 +290,7 @@ fn udp_configuration_errors_are_clear() {
     if !available("udp_configuration_errors_are_clear") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     pair.a.run(|| {
         let first = UdpBearer::open(UdpBearerConfig::new(ip(A4), NET_ID)).take_ok("first");
         let e = UdpBearer::open(UdpBearerConfig::new(ip(A4), NET_ID)).expect_err("port taken");

@@ -19,7 +19,7 @@ use utipc_proto::node::{Addr, Node, NodeConfig, SendError, SendOpts};
 use utipc_proto::wire::Packet;
 use utipc_proto::wire::discovery::{DiscType, MediaAddr};
 
-use super::netns::{A4, B4, Netns, Pair, VETH, available};
+use super::netns::{A4, B4, Netns, VETH, available, netns, veth_pair};
 use super::raw::RawSock;
 use super::{advertised, discovery, expect_frame, expect_quiet};
 use crate::bearer::Bearer;
@@ -66,7 +66,7 @@ fn xdp_bearers_exchange_broadcast_and_unicast() {
     if !available("xdp_bearers_exchange_broadcast_and_unicast") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let (mut a, steer_a) = open(&pair.a);
     // The receiver gets room for the whole batch below in its fill ring: a sender has no
     // back-pressure, so frames beyond the fill ring would be dropped (counted by the kernel).
@@ -77,7 +77,10 @@ fn xdp_bearers_exchange_broadcast_and_unicast() {
             ..config()
         })
     });
-    let (mac_a, mac_b) = (pair.a.mac(VETH), pair.b.mac(VETH));
+    let (mac_a, mac_b) = (
+        pair.a.mac(VETH).expect("MAC"),
+        pair.b.mac(VETH).expect("MAC"),
+    );
     assert_eq!(a.local_addr(), MediaAddr::Eth(mac_a));
     assert_eq!(b.local_addr(), MediaAddr::Eth(mac_b));
     assert_eq!((a.mtu(), b.mtu()), (1500, 1500));
@@ -195,7 +198,7 @@ fn xdp_bearers_in_generic_mode_without_need_wakeup() {
     if !available("xdp_bearers_in_generic_mode_without_need_wakeup") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let open_generic = |ns: &Netns| {
         ns.run(|| {
             let mut steering = XdpSteering::attach(VETH, AttachMode::Generic)
@@ -246,9 +249,12 @@ fn xdp_bearer_filters_like_the_packet_bearer() {
     if !available("xdp_bearer_filters_like_the_packet_bearer") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let (mut b, steer_b) = open(&pair.b);
-    let (mac_a, mac_b) = (pair.a.mac(VETH), pair.b.mac(VETH));
+    let (mac_a, mac_b) = (
+        pair.a.mac(VETH).expect("MAC"),
+        pair.b.mac(VETH).expect("MAC"),
+    );
     let inject = pair.a.run(|| RawSock::injector(VETH));
     let frame = |dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]| {
         [
@@ -309,7 +315,7 @@ fn kernel_traffic_flows_beside_the_xdp_bearer() {
     if !available("kernel_traffic_flows_beside_the_xdp_bearer") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let (mut a, steer_a) = open(&pair.a);
     let (mut b, steer_b) = open(&pair.b);
 
@@ -362,18 +368,10 @@ fn kernel_traffic_flows_beside_the_xdp_bearer() {
     server.join().expect("server");
 
     // ICMP, where ping is installed.
-    match Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            pair.a.name(),
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            B4,
-        ])
+    match pair
+        .a
+        .exec("ping")
+        .args(["-c", "1", "-W", "2", B4])
         .output()
     {
         Ok(out) if out.status.success() => {}
@@ -404,11 +402,13 @@ fn xdp_bearer_refuses_what_it_cannot_carry() {
     if !available("xdp_bearer_refuses_what_it_cannot_carry") {
         return;
     }
-    let ns = Netns::create("x");
+    let ns = netns("x");
     ns.ip(&[
         "link", "add", "jumbo0", "type", "veth", "peer", "name", "jumbo1",
-    ]);
-    ns.ip(&["link", "set", "jumbo0", "mtu", "3000"]);
+    ])
+    .expect("veth");
+    ns.ip(&["link", "set", "jumbo0", "mtu", "3000"])
+        .expect("MTU 3000");
     let mut never = |_: u32, _: RawFd| -> io::Result<()> { panic!("must not register") };
     ns.run(|| {
         let e = XdpBearer::open(XdpBearerConfig::new("lo"), &mut never).expect_err("loopback");
@@ -490,10 +490,11 @@ fn memlock_child() {
     let Ok(expect) = std::env::var("UTIPC_XDP_MEMLOCK_CHILD") else {
         return;
     };
-    let ns = Netns::create("m");
+    let ns = netns("m");
     ns.ip(&[
         "link", "add", "mem0", "type", "veth", "peer", "name", "mem1",
-    ]);
+    ])
+    .expect("veth");
     ns.run(|| {
         let cfg = match expect.as_str() {
             "refuse" => XdpBearerConfig::new("mem0"),
@@ -613,20 +614,6 @@ fn node(name: &str, seed: u64) -> NodeRuntime {
     NodeRuntime::new(Node::new(NodeConfig::new(id, seed)))
 }
 
-fn in_ns<T: Send + 'static>(
-    ns: &Netns,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let fd = ns.file_fd();
-    thread::spawn(move || {
-        // SAFETY: `fd` is the namespace file of a Netns the test keeps alive until it joins
-        // this thread; setns changes only this thread's network namespace.
-        let r = unsafe { libc::setns(fd, libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", io::Error::last_os_error());
-        f()
-    })
-}
-
 /// The payload of message `k`: its number, then a size cycling through small, one-frame and
 /// fragmented messages.
 fn payload(k: u32) -> Vec<u8> {
@@ -641,12 +628,12 @@ fn two_nodes_repair_loss_and_reordering_over_xdp() {
     if !available("two_nodes_repair_loss_and_reordering_over_xdp") {
         return;
     }
-    let pair = Pair::new(None, None);
+    let pair = veth_pair(None, None);
     let (tx_ready, rx_ready) = mpsc::channel::<()>();
     let (tx_done, rx_done) = mpsc::channel::<()>();
     let (tx_all, rx_all) = mpsc::channel::<()>();
 
-    let b = in_ns(&pair.b, move || {
+    let b = pair.b.spawn(move || {
         let (bearer, _steering) = lossy_bearer(2);
         let mut rt = node("xdp-b", 2);
         rt.add_bearer(Box::new(bearer), "eth:veth0", VETH, TOL)
@@ -688,7 +675,7 @@ fn two_nodes_repair_loss_and_reordering_over_xdp() {
         (got, stats)
     });
 
-    let a = in_ns(&pair.a, move || {
+    let a = pair.a.spawn(move || {
         let (bearer, _steering) = lossy_bearer(1);
         let mut rt = node("xdp-a", 1);
         rt.add_bearer(Box::new(bearer), "eth:veth0", VETH, TOL)

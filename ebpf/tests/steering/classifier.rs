@@ -4,7 +4,7 @@
 use utipc_ebpf::{Counter, Counters, SteerConfig, SteeringError, SteeringProgram, XdpAction};
 
 use crate::frames::{self, Case, Rng, Verdict};
-use crate::netns::{Netns, privileged};
+use crate::netns::{netns, privileged};
 use crate::sockets::{Xsk, if_index};
 
 fn load() -> SteeringProgram {
@@ -81,7 +81,7 @@ fn crafted_frames_with_a_socket_are_redirected() {
     if !privileged("crafted_frames_with_a_socket_are_redirected") {
         return;
     }
-    let ns = Netns::create("lo");
+    let ns = netns("lo");
     let mut prog = load();
     ns.run(|| {
         let xsk = Xsk::bind(if_index("lo"), 0).expect("AF_XDP socket on lo");

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use utipc_ebpf::{AttachMode, AttachedMode, Counters, SteeringError, XdpSteering};
 
 use crate::frames::{self, ETH_P_IP, IPPROTO_UDP};
-use crate::netns::{A_MAC, A4, B4, Netns, Pair, VETH, privileged};
+use utipc_testkit::enter_netns;
+
+use crate::netns::{A_MAC, A4, B4, Netns, VETH, netns, privileged, veth_pair};
 use crate::sockets::{Xsk, if_index, ping, send_raw};
 
 /// Waits (up to 2 s) until the counters satisfy `done`; returns the last reading.
@@ -26,9 +28,14 @@ fn wait_counters(s: &XdpSteering, done: impl Fn(&Counters) -> bool) -> Counters 
     }
 }
 
+/// `ip -o link show dev DEV` in `ns`.
+fn link(ns: &Netns, dev: &str) -> String {
+    ns.link_show(dev).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Whether `ip link show` reports an XDP program on the interface.
 fn has_xdp(ns: &Netns) -> bool {
-    ns.link_show(VETH).contains(" xdp")
+    link(ns, VETH).contains(" xdp")
 }
 
 /// Waits (up to 2 s) until no XDP program is attached.
@@ -52,14 +59,14 @@ fn veth_steers_tipc_and_leaves_other_traffic_alone() {
     if !privileged("veth_steers_tipc_and_leaves_other_traffic_alone") {
         return;
     }
-    let pair = Pair::new();
+    let pair = veth_pair();
     pair.a.run(|| {
         let mut steering = XdpSteering::attach(VETH, AttachMode::Auto).expect("attach");
         // veth has native XDP.
         assert_eq!(steering.mode(), AttachedMode::Native);
         assert_eq!(steering.fallback_reason(), None);
         assert_eq!(steering.ifname(), VETH);
-        assert!(has_xdp(&pair.a), "{}", pair.a.link_show(VETH));
+        assert!(has_xdp(&pair.a), "{}", link(&pair.a, VETH));
 
         // Plain traffic still reaches the kernel: a ping is answered, UDP to another port
         // arrives.
@@ -141,7 +148,7 @@ fn veth_steers_tipc_and_leaves_other_traffic_alone() {
         assert!(
             wait_detached(&pair.a),
             "still attached after drop: {}",
-            pair.a.link_show(VETH)
+            link(&pair.a, VETH)
         );
     });
 }
@@ -151,11 +158,11 @@ fn one_program_per_interface_and_generic_mode() {
     if !privileged("one_program_per_interface_and_generic_mode") {
         return;
     }
-    let pair = Pair::new();
+    let pair = veth_pair();
     pair.a.run(|| {
         let generic = XdpSteering::attach(VETH, AttachMode::Generic).expect("generic attach");
         assert_eq!(generic.mode(), AttachedMode::Generic);
-        assert!(pair.a.link_show(VETH).contains("xdpgeneric"));
+        assert!(link(&pair.a, VETH).contains("xdpgeneric"));
         for mode in [AttachMode::Auto, AttachMode::Native, AttachMode::Generic] {
             let e = XdpSteering::attach(VETH, mode).expect_err("second program");
             assert!(matches!(e, SteeringError::Attach { .. }), "{e}");
@@ -170,7 +177,7 @@ fn one_program_per_interface_and_generic_mode() {
         let c = wait_counters(&generic, |c| c.no_socket == 1);
         assert_eq!(c.no_socket, 1, "{c}");
         generic.detach();
-        assert!(wait_detached(&pair.a), "{}", pair.a.link_show(VETH));
+        assert!(wait_detached(&pair.a), "{}", link(&pair.a, VETH));
         // Free again.
         let native = XdpSteering::attach(VETH, AttachMode::Native).expect("native attach");
         assert_eq!(native.mode(), AttachedMode::Native);
@@ -186,7 +193,7 @@ fn auto_falls_back_to_generic() {
     if !privileged("auto_falls_back_to_generic") {
         return;
     }
-    let ns = Netns::create("lo");
+    let ns = netns("lo");
     ns.run(|| {
         let s = XdpSteering::attach("lo", AttachMode::Auto).expect("attach");
         assert_eq!(s.mode(), AttachedMode::Generic);
@@ -197,7 +204,7 @@ fn auto_falls_back_to_generic() {
             "native XDP failed: the driver has no native XDP support \
              (Operation not supported (os error 95))"
         );
-        assert!(ns.link_show("lo").contains("xdpgeneric"));
+        assert!(link(&ns, "lo").contains("xdpgeneric"));
         drop(s);
         let e = XdpSteering::attach("lo", AttachMode::Native).expect_err("native only");
         assert!(matches!(e, SteeringError::Attach { .. }), "{e}");
@@ -219,7 +226,7 @@ fn detached_after_sigkill() {
     if !privileged("detached_after_sigkill") {
         return;
     }
-    let pair = Pair::new();
+    let pair = veth_pair();
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
         .args([
@@ -245,7 +252,7 @@ fn detached_after_sigkill() {
         }
     });
     let line = rx.recv_timeout(Duration::from_secs(20));
-    let attached = pair.a.link_show(VETH);
+    let attached = link(&pair.a, VETH);
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
     let _ = reader.join();
@@ -256,7 +263,7 @@ fn detached_after_sigkill() {
     assert!(
         wait_detached(&pair.a),
         "still attached after the owner was killed: {}",
-        pair.a.link_show(VETH)
+        link(&pair.a, VETH)
     );
 }
 
@@ -268,10 +275,8 @@ fn crash_child() {
     let Ok(name) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let file = std::fs::File::open(format!("/run/netns/{name}")).expect("netns");
-    // SAFETY: valid namespace descriptor; changes only this thread's namespace.
-    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns");
+    // Stays in the namespace until killed; the guard would restore the thread otherwise.
+    let _in = enter_netns(&name).unwrap_or_else(|e| panic!("{e}"));
     let steering = XdpSteering::attach(VETH, AttachMode::Native).expect("attach");
     println!("ATTACHED {}", steering.mode());
     // Bounded: the parent kills us long before this ends.
