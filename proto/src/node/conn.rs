@@ -256,6 +256,19 @@ impl fmt::Display for ConnError {
 
 impl std::error::Error for ConnError {}
 
+impl SocketEvent {
+    /// The socket the event is about.
+    pub fn port(&self) -> u32 {
+        match *self {
+            Self::Readable(port)
+            | Self::Writable(port)
+            | Self::Connected { port, .. }
+            | Self::ConnectFailed { port, .. }
+            | Self::Disconnected { port, .. } => port,
+        }
+    }
+}
+
 impl ConnError {
     /// The [`SendError`] an implied connect through [`Node::send`] reports for this.
     fn to_send_error(self) -> SendError {
@@ -482,7 +495,7 @@ impl Node {
         loop {
             let p = self.rng.next_u32();
             if p != 0 && !self.ports.contains(p) {
-                self.ports.open(p, kind);
+                self.ports.open(p, kind, false);
                 return p;
             }
         }
@@ -545,6 +558,9 @@ impl Node {
     /// Makes an open STREAM or SEQPACKET socket a listener: it queues connection requests
     /// for [`Node::accept`]. Bind it to a service address to make it reachable by name.
     pub fn listen(&mut self, port: u32) -> Result<(), ConnError> {
+        if self.port_hidden(port) {
+            return Err(ConnError::NoSuchPort);
+        }
         let p = self.ports.get_mut(port).ok_or(ConnError::NoSuchPort)?;
         if !p.kind.is_connection() {
             return Err(ConnError::NotConnectionOriented);
@@ -567,6 +583,23 @@ impl Node {
     /// kernel's non-blocking connect). An error here means nothing was sent and the socket
     /// is still open.
     pub fn connect(
+        &mut self,
+        now: Instant,
+        port: u32,
+        to: Addr,
+        opts: SendOpts,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ConnError> {
+        if self.port_hidden(port) {
+            return Err(ConnError::NoSuchPort);
+        }
+        let r = self.connect_inner(now, port, to, opts, data, timeout);
+        self.topsrv_run(now);
+        r
+    }
+
+    fn connect_inner(
         &mut self,
         now: Instant,
         port: u32,
@@ -735,16 +768,24 @@ impl Node {
     /// payload as its first message, and sends the empty CONN_MSG that completes the peer's
     /// connect. `None` if `listener` is not listening or has no request.
     pub fn accept(&mut self, now: Instant, listener: u32) -> Option<Accepted> {
+        if self.port_hidden(listener) {
+            return None;
+        }
         self.conn_note_time(now);
         let l = self.ports.get(listener)?;
         if l.conn.phase != Phase::Listening {
             return None;
         }
-        let kind = l.kind;
+        let (kind, internal) = (l.kind, l.internal);
         let q = self.ports.dequeue(listener)?;
         let peer = q.msg.from;
         let block = self.block_flowctl_with(peer.1);
-        let port = self.open_socket(kind);
+        // An internal listener's connections are internal too (the node serves them).
+        let port = if internal {
+            self.open_internal_socket(kind)
+        } else {
+            self.open_socket(kind)
+        };
         let p = self.ports.get_mut(port)?;
         let c = &mut p.conn;
         c.phase = Phase::Connected;
@@ -789,6 +830,20 @@ impl Node {
     /// either way [`SocketEvent::Writable`] says when to retry. A partial STREAM send is
     /// followed by that event too.
     pub fn send_conn(&mut self, now: Instant, port: u32, data: &[u8]) -> Result<usize, SendError> {
+        if self.port_hidden(port) {
+            return Err(SendError::NoSuchPort);
+        }
+        let r = self.send_conn_inner(now, port, data);
+        self.topsrv_run(now);
+        r
+    }
+
+    fn send_conn_inner(
+        &mut self,
+        now: Instant,
+        port: u32,
+        data: &[u8],
+    ) -> Result<usize, SendError> {
         self.conn_note_time(now);
         let p = self.ports.get(port).ok_or(SendError::NoSuchPort)?;
         if !p.kind.is_connection() {
@@ -867,6 +922,9 @@ impl Node {
     /// reads end of file); unread data is discarded. On a connection the peer already ended
     /// it only discards.
     pub fn shutdown_conn(&mut self, now: Instant, port: u32) -> Result<(), ConnError> {
+        if self.port_hidden(port) {
+            return Err(ConnError::NoSuchPort);
+        }
         self.conn_note_time(now);
         let p = self.ports.get(port).ok_or(ConnError::NoSuchPort)?;
         if !p.kind.is_connection() {
@@ -880,7 +938,13 @@ impl Node {
             Phase::Open | Phase::Listening => return Err(ConnError::WrongState(p.conn.state())),
         }
         self.ports.take_queue(port);
+        self.topsrv_run(now);
         Ok(())
+    }
+
+    /// Time of the node's latest input.
+    pub(super) fn conn_last_now(&self) -> Instant {
+        self.conn.last_now
     }
 
     /// Time of the node's latest input, for sends that have no `now` of their own.
@@ -1010,20 +1074,44 @@ impl Node {
 
     /// Reports `port` writable, once until the event is polled.
     fn note_writable(&mut self, port: u32) {
-        if let Some(p) = self.ports.get_mut(port)
-            && !p.writable_pending
-        {
+        let Some(p) = self.ports.get_mut(port) else {
+            return;
+        };
+        if p.internal {
+            self.topsrv_note(port);
+        } else if !p.writable_pending {
             p.writable_pending = true;
             self.conn.events.push_back(SocketEvent::Writable(port));
         }
     }
 
     fn note_readable(&mut self, port: u32) {
-        if let Some(p) = self.ports.get_mut(port)
-            && !p.readable_pending
-        {
+        let Some(p) = self.ports.get_mut(port) else {
+            return;
+        };
+        if p.internal {
+            self.topsrv_note(port);
+        } else if !p.readable_pending {
             p.readable_pending = true;
             self.conn.events.push_back(SocketEvent::Readable(port));
+        }
+    }
+
+    /// Queues a socket event for the IO shell, or, for an internal port, hands it to the
+    /// node's own user of that port (the topology server host), which runs before the
+    /// current input returns.
+    fn push_socket_event(&mut self, ev: SocketEvent) {
+        if self.ports.is_internal(ev.port()) {
+            self.topsrv_note(ev.port());
+        } else {
+            self.conn.events.push_back(ev);
+        }
+    }
+
+    /// Sets the importance of an established connection's further messages.
+    pub(super) fn set_conn_importance(&mut self, port: u32, importance: Importance) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.conn.importance = importance;
         }
     }
 
@@ -1171,9 +1259,7 @@ impl Node {
         };
         self.arm(port);
         self.conn.stats.connected += 1;
-        self.conn
-            .events
-            .push_back(SocketEvent::Connected { port, peer });
+        self.push_socket_event(SocketEvent::Connected { port, peer });
         if !d.payload.is_empty() {
             self.conn_enqueue(now, port, d, received(d, dest), Some(limit));
         }
@@ -1192,9 +1278,7 @@ impl Node {
         c.probe_at = None;
         self.arm(port);
         self.conn.stats.connect_failed += 1;
-        self.conn
-            .events
-            .push_back(SocketEvent::ConnectFailed { port, reason });
+        self.push_socket_event(SocketEvent::ConnectFailed { port, reason });
         if let Some(d) = returned
             && d.error != ErrorCode::Ok
         {
@@ -1230,9 +1314,7 @@ impl Node {
         };
         self.arm(port);
         self.conn.stats.disconnected += 1;
-        self.conn
-            .events
-            .push_back(SocketEvent::Disconnected { port, error: err });
+        self.push_socket_event(SocketEvent::Disconnected { port, error: err });
         let _ = self.queue_msg(port, r, meta, None);
     }
 

@@ -14,6 +14,10 @@
 //!
 //! After any input, drain `poll_transmit`, `poll_event` and `poll_socket_event`, then re-arm
 //! the timer from `poll_timeout`. Time must not go backwards.
+//!
+//! Like every kernel node, a node serves the topology service `{1, 1}` (spec §8) on internal
+//! sockets of its own, to local and remote subscribers alike: see `topsrv_host`,
+//! [`Node::topology_server`] and [`Node::topsrv_stats`].
 
 mod bcast;
 mod conn;
@@ -21,6 +25,7 @@ mod contact;
 mod discovery;
 mod ports;
 mod routing;
+mod topsrv_host;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -49,6 +54,7 @@ pub use self::discovery::{
 };
 pub use self::ports::{DEFAULT_RCVBUF, DestName, Received};
 pub use self::routing::{Addr, MAX_REJECT_DATA, SendError, SendOpts};
+pub use self::topsrv_host::{MAX_PENDING_EVENTS, TIPC_TOP_SRV, TopsrvStats};
 
 /// The capabilities utipc advertises: exactly what it implements (spec §3.4, §16).
 ///
@@ -315,6 +321,8 @@ pub struct Node {
     ports: ports::Ports,
     /// Connection timers, socket events, and what waits for congested links.
     conn: conn::ConnShared,
+    /// The topology server `{1, 1}` and its connections (spec §8).
+    topsrv: topsrv_host::TopsrvHost,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: NodeStats,
@@ -333,7 +341,8 @@ impl Node {
             signature: cfg.signature.unwrap_or_else(|| rng.next_u16()),
             net_hash: cfg.net_hash.unwrap_or(random),
         };
-        Self {
+        let topsrv = topsrv_host::TopsrvHost::new(cfg.rng_seed);
+        let mut node = Self {
             name_table: NameTable::new(0),
             distributor: Distributor::default(),
             rng,
@@ -344,11 +353,14 @@ impl Node {
             peers: BTreeMap::new(),
             ports: ports::Ports::default(),
             conn: conn::ConnShared::default(),
+            topsrv,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
             cfg,
-        }
+        };
+        node.topsrv_start();
+        node
     }
 
     /// Own address (0 before a bearer is enabled; the trial address during the trial).
@@ -417,6 +429,8 @@ impl Node {
             cfg,
             disc: Discoverer::new(now),
         });
+        // A configured address was committed: its {0, addr, addr} reaches subscribers.
+        self.topsrv_run(now);
         Ok(id)
     }
 
@@ -436,6 +450,7 @@ impl Node {
             }
         }
         self.bearers[slot] = None;
+        self.topsrv_run(now);
         Ok(())
     }
 
@@ -464,7 +479,7 @@ impl Node {
         };
         if let Ok(change) = self.name_table.insert(b) {
             let _ = self.distributor.publish(&b);
-            self.events.push_back(Event::Published(change.binding));
+            self.table_published(&change);
         }
         self.events.push_back(Event::AddressCommitted(addr));
     }
@@ -487,6 +502,9 @@ impl Node {
             }
         }
         if let Some(x) = self.conn_poll_timeout() {
+            consider(x);
+        }
+        if let Some(x) = self.topsrv_poll_timeout() {
             consider(x);
         }
         t
@@ -538,7 +556,9 @@ impl Node {
             }
         }
         self.conn_handle_timeout(now);
+        self.topsrv_handle_timeout(now);
         self.cleanup_peers(now);
+        self.topsrv_run(now);
     }
 
     /// Forgets peers that have had no working link for [`NODE_CLEANUP_AFTER`].
@@ -671,7 +691,7 @@ impl Node {
             scope: Scope::Node,
         };
         if let Ok(change) = self.name_table.insert(link_state) {
-            self.events.push_back(Event::Published(change.binding));
+            self.table_published(&change);
         }
         let name = self.link_name(addr, slot);
         if first {
@@ -696,7 +716,7 @@ impl Node {
             self.name_table
                 .remove(TIPC_LINK_STATE, addr, addr, own, link_state_key(addr, slot));
         if let Some(change) = removed {
-            self.events.push_back(Event::Withdrawn(change.binding));
+            self.table_withdrawn(&change);
         }
         self.events.push_back(Event::LinkDown {
             peer: addr,
@@ -717,7 +737,7 @@ impl Node {
             peer.bcast.reset();
             peer.named.reset();
             for change in self.name_table.purge_node(addr) {
-                self.events.push_back(Event::Withdrawn(change.binding));
+                self.table_withdrawn(&change);
             }
             self.events.push_back(Event::NodeDown { addr });
             // Every connection to the node ends with TIPC_ERR_NO_NODE (spec §9.5).
@@ -846,7 +866,7 @@ impl Node {
             match change {
                 NamedChange::Publish(b) => {
                     if let Ok(change) = self.name_table.insert(b) {
-                        self.events.push_back(Event::Published(change.binding));
+                        self.table_published(&change);
                     }
                 }
                 NamedChange::Withdraw(b) => {
@@ -854,7 +874,7 @@ impl Node {
                         self.name_table
                             .remove(b.service_type, b.lower, b.upper, b.node, b.key)
                     {
-                        self.events.push_back(Event::Withdrawn(change.binding));
+                        self.table_withdrawn(&change);
                     }
                 }
             }
@@ -864,6 +884,11 @@ impl Node {
     /// Handles one frame from a bearer. `src` is the frame's source address on that bearer
     /// (informational: replies go to the media address a peer advertises in discovery).
     pub fn handle_frame(&mut self, now: Instant, bearer: BearerId, src: MediaAddr, bytes: &[u8]) {
+        self.handle_frame_inner(now, bearer, src, bytes);
+        self.topsrv_run(now);
+    }
+
+    fn handle_frame_inner(&mut self, now: Instant, bearer: BearerId, src: MediaAddr, bytes: &[u8]) {
         let _ = src;
         let slot = usize::from(bearer.0);
         if self.bearers.get(slot).is_none_or(Option::is_none) {
@@ -1317,3 +1342,5 @@ mod conn_tests;
 mod replay_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topsrv_tests;

@@ -119,6 +119,9 @@ pub(crate) struct PortState {
     pub(crate) readable_pending: bool,
     /// A [`super::SocketEvent::Writable`] for this port is waiting in the event queue.
     pub(crate) writable_pending: bool,
+    /// The node itself uses this socket (the topology server's listener and connections):
+    /// its events go to the node, not to the IO shell, and the application cannot touch it.
+    pub(crate) internal: bool,
 }
 
 /// Why a message could not be queued.
@@ -134,6 +137,8 @@ pub(crate) enum QueueError {
 #[derive(Debug, Default)]
 pub(crate) struct Ports {
     map: HashMap<u32, PortState>,
+    /// How many of `map` are internal.
+    internal: usize,
 }
 
 impl Ports {
@@ -141,8 +146,8 @@ impl Ports {
         self.map.contains_key(&port)
     }
 
-    pub(crate) fn open(&mut self, port: u32, kind: SocketKind) {
-        self.map.insert(
+    pub(crate) fn open(&mut self, port: u32, kind: SocketKind, internal: bool) {
+        let old = self.map.insert(
             port,
             PortState {
                 queue: VecDeque::new(),
@@ -154,8 +159,20 @@ impl Ports {
                 conn: Conn::default(),
                 readable_pending: false,
                 writable_pending: false,
+                internal,
             },
         );
+        if old.is_some_and(|p| p.internal) {
+            self.internal -= 1;
+        }
+        if internal {
+            self.internal += 1;
+        }
+    }
+
+    /// Whether `port` is open and internal.
+    pub(crate) fn is_internal(&self, port: u32) -> bool {
+        self.map.get(&port).is_some_and(|p| p.internal)
     }
 
     pub(crate) fn get_mut(&mut self, port: u32) -> Option<&mut PortState> {
@@ -168,11 +185,16 @@ impl Ports {
     }
 
     pub(crate) fn close(&mut self, port: u32) -> Option<PortState> {
-        self.map.remove(&port)
+        let p = self.map.remove(&port)?;
+        if p.internal {
+            self.internal -= 1;
+        }
+        Some(p)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
+    /// Number of the application's sockets (internal ones not counted).
+    pub(crate) fn user_len(&self) -> usize {
+        self.map.len() - self.internal
     }
 
     pub(crate) fn get(&self, port: u32) -> Option<&PortState> {

@@ -8,7 +8,7 @@
 
 use super::conn::{SocketKind, dest_name, received};
 use super::ports::{MsgMeta, QueueError, Received};
-use super::{Event, Node, NodeError, TIPC_RESERVED_TYPES};
+use super::{Node, NodeError, TIPC_RESERVED_TYPES};
 use crate::name_distr::{UpdateDest, build_update};
 use crate::name_table::{AnycastResult, Binding, Scope};
 use crate::time::Instant;
@@ -111,7 +111,7 @@ impl Node {
     /// pending connection requests; a datagram socket returns its unread messages to their
     /// senders unless they are destination-droppable.
     pub fn close_port(&mut self, now: Instant, port: u32) -> Result<(), NodeError> {
-        if !self.ports.contains(port) {
+        if !self.ports.contains(port) || self.port_hidden(port) {
             return Err(NodeError::NoSuchPort);
         }
         self.conn_close(now, port, ErrorCode::NoPort);
@@ -121,19 +121,22 @@ impl Node {
         for change in self.name_table.remove_port(own, port) {
             let b = change.binding;
             self.distribute(now, NameDistrType::Withdrawal, &b);
-            self.events.push_back(Event::Withdrawn(b));
+            self.table_withdrawn(&change);
         }
+        self.topsrv_run(now);
         Ok(())
     }
 
-    /// Number of open sockets.
+    /// Number of the application's open sockets. The node's own sockets (the topology
+    /// server's listener and its subscribers' connections) are not counted: they are not the
+    /// application's to use.
     pub fn port_count(&self) -> usize {
-        self.ports.len()
+        self.ports.user_len()
     }
 
     /// Sets a socket's receive limit for low importance (doubled per importance level).
     pub fn set_rcvbuf(&mut self, port: u32, bytes: usize) -> Result<(), NodeError> {
-        if self.ports.set_rcvbuf(port, bytes) {
+        if !self.port_hidden(port) && self.ports.set_rcvbuf(port, bytes) {
             Ok(())
         } else {
             Err(NodeError::NoSuchPort)
@@ -151,7 +154,7 @@ impl Node {
         lower: u32,
         upper: u32,
     ) -> Result<Binding, NodeError> {
-        if !self.ports.contains(port) {
+        if !self.ports.contains(port) || self.port_hidden(port) {
             return Err(NodeError::NoSuchPort);
         }
         if service_type < TIPC_RESERVED_TYPES {
@@ -170,13 +173,15 @@ impl Node {
             key: port.wrapping_add(self.rng.next_u32() | 1),
             scope,
         };
-        self.name_table
+        let change = self
+            .name_table
             .insert(b)
             .map_err(|_| NodeError::BindingRefused)?;
         if scope == Scope::Cluster {
             self.distribute(now, NameDistrType::Publication, &b);
         }
-        self.events.push_back(Event::Published(b));
+        self.table_published(&change);
+        self.topsrv_run(now);
         Ok(b)
     }
 
@@ -189,6 +194,9 @@ impl Node {
         lower: u32,
         upper: u32,
     ) -> Result<(), NodeError> {
+        if self.port_hidden(port) {
+            return Err(NodeError::NoSuchBinding);
+        }
         let own = self.ident.addr;
         let key = self
             .name_table
@@ -202,15 +210,16 @@ impl Node {
             })
             .map(|b| b.key)
             .ok_or(NodeError::NoSuchBinding)?;
-        let b = self
+        let change = self
             .name_table
             .remove(service_type, lower, upper, own, key)
-            .ok_or(NodeError::NoSuchBinding)?
-            .binding;
+            .ok_or(NodeError::NoSuchBinding)?;
+        let b = change.binding;
         if b.scope == Scope::Cluster {
             self.distribute(now, NameDistrType::Withdrawal, &b);
         }
-        self.events.push_back(Event::Withdrawn(b));
+        self.table_withdrawn(&change);
+        self.topsrv_run(now);
         Ok(())
     }
 
@@ -286,6 +295,22 @@ impl Node {
     /// (implied connect, default timeout; the outcome comes as a socket event); a connected
     /// one sends `data` as one message to its peer, ignoring `to` (see [`Node::send_conn`]).
     pub fn send(
+        &mut self,
+        now: Instant,
+        from: u32,
+        to: Addr,
+        opts: SendOpts,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        if self.port_hidden(from) {
+            return Err(SendError::NoSuchPort);
+        }
+        let r = self.send_inner(now, from, to, opts, data);
+        self.topsrv_run(now);
+        r
+    }
+
+    fn send_inner(
         &mut self,
         now: Instant,
         from: u32,
@@ -466,13 +491,23 @@ impl Node {
     /// input). A message with `error: Some(_)` on a connection marks its end: after it,
     /// nothing more arrives.
     pub fn recv(&mut self, port: u32) -> Option<Received> {
+        if self.port_hidden(port) {
+            return None;
+        }
         let q = self.ports.dequeue(port)?;
         self.conn_consumed(port, &q);
+        // Reading may have acknowledged an internal connection's messages (a local
+        // topology subscriber): its waiting events go on.
+        let now = self.conn_last_now();
+        self.topsrv_run(now);
         Some(q.msg)
     }
 
     /// Messages waiting in a socket's queue.
     pub fn queued(&self, port: u32) -> usize {
+        if self.port_hidden(port) {
+            return 0;
+        }
         self.ports.get(port).map_or(0, |p| p.queue.len())
     }
 
