@@ -647,8 +647,9 @@ impl Node {
                     AnycastResult::Forward { node } => (0, node),
                     AnycastResult::NoMatch => return Err(ConnError::NoRoute),
                 };
-                // The kernel derives the lookup scope from the lookup domain.
-                let sc = if domain == own {
+                // The kernel derives the lookup scope from the lookup domain: any named node
+                // means node scope (tipc_node2scope), no domain cluster scope.
+                let sc = if domain != 0 {
                     scope::NODE
                 } else {
                     scope::CLUSTER

@@ -1471,3 +1471,69 @@ fn node_local_connection_without_bearer() {
     assert_eq!(end.error, Some(ErrorCode::ConnShutdown));
     assert!(n.poll_transmit().is_none_or(|t| t.dest == Dest::Broadcast));
 }
+
+/// A lookup domain that names a node makes the kernel send with node lookup scope (its
+/// `tipc_node2scope`); no domain, cluster scope. Both for datagrams and for SYNs, as the
+/// kernel's SYN to `{1,1}` at a utipc node shows (lookup scope 3).
+#[test]
+fn lookup_scope_follows_the_lookup_domain() {
+    let mut p = Pair::up();
+    let now = p.now;
+    let srv = p.n[0].open_port();
+    p.n[0]
+        .bind(now, srv, Scope::Cluster, SVC, 40, 40)
+        .expect("bind");
+    p.listener(0, SocketKind::Seqpacket, 41);
+    p.advance(ms(10));
+    let scope_of_last_data = |p: &Pair, mark: usize| {
+        p.sent_by(1, mark)
+            .iter()
+            .filter_map(|f| {
+                let d = DataRepr::parse(&Packet::new_checked(f.as_slice()).ok()?).ok()?;
+                (d.msg_type == DataType::Named).then_some(d.lookup_scope)
+            })
+            .last()
+    };
+    use crate::wire::data::scope;
+    for (domain, expect) in [(0, scope::CLUSTER), (ADDRS[0], scope::NODE)] {
+        let to = Addr::Service {
+            service_type: SVC,
+            instance: 40,
+            domain,
+        };
+        let mark = p.frames.len();
+        let c = p.n[1].open_port();
+        p.n[1]
+            .send(p.now, c, to, SendOpts::default(), b"x")
+            .expect("send");
+        p.pump();
+        assert_eq!(
+            scope_of_last_data(&p, mark),
+            Some(expect),
+            "datagram, domain {domain:x}"
+        );
+        let mark = p.frames.len();
+        let s = p.n[1].open_socket(SocketKind::Seqpacket);
+        let to = Addr::Service {
+            service_type: SVC,
+            instance: 41,
+            domain,
+        };
+        p.n[1]
+            .connect(
+                p.now,
+                s,
+                to,
+                SocketKind::Seqpacket.default_opts(),
+                &[],
+                CONN_TIMEOUT_DEFAULT,
+            )
+            .expect("connect");
+        p.pump();
+        assert_eq!(
+            scope_of_last_data(&p, mark),
+            Some(expect),
+            "SYN, domain {domain:x}"
+        );
+    }
+}

@@ -363,7 +363,7 @@ impl Node {
                         AnycastResult::Forward { node } => (0, node),
                         AnycastResult::NoMatch => return Err(SendError::NoRoute),
                     };
-                let msg = self.data_msg(
+                let msg = self.data_msg_scoped(
                     DataType::Named,
                     NAMED_H_SIZE,
                     from,
@@ -372,6 +372,13 @@ impl Node {
                     opts,
                     (service_type, instance, 0),
                     data,
+                    // A lookup domain names one node: the kernel then sends with node lookup
+                    // scope (tipc_node2scope), so the receiver's secondary lookup stays local.
+                    if domain == 0 {
+                        scope::CLUSTER
+                    } else {
+                        scope::NODE
+                    },
                 );
                 self.route_unicast(now, node, from, msg)
             }
@@ -451,11 +458,38 @@ impl Node {
         name: (u32, u32, u32),
         data: &[u8],
     ) -> Vec<u8> {
-        let own = self.ident.addr;
         let lookup_scope = match t {
             DataType::Named | DataType::Mcast => scope::CLUSTER,
             _ => scope::NONE,
         };
+        self.data_msg_scoped(
+            t,
+            header_len,
+            from,
+            dest_port,
+            dest_node,
+            opts,
+            name,
+            data,
+            lookup_scope,
+        )
+    }
+
+    /// [`Self::data_msg`] with an explicit lookup scope.
+    #[allow(clippy::too_many_arguments, reason = "one data header, field by field")]
+    fn data_msg_scoped(
+        &self,
+        t: DataType,
+        header_len: usize,
+        from: u32,
+        dest_port: u32,
+        dest_node: u32,
+        opts: SendOpts,
+        name: (u32, u32, u32),
+        data: &[u8],
+        lookup_scope: u8,
+    ) -> Vec<u8> {
+        let own = self.ident.addr;
         let repr = DataRepr {
             importance: opts.importance,
             msg_type: t,
