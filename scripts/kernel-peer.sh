@@ -19,7 +19,7 @@
 #         --ip CIDR            IPv4 address of eth0, in 198.18.0.0/15 (needed for udp)
 #         --peer-ip IP         udp: a remote IP (repeatable); none = multicast discovery
 #         --netid N            TIPC network id                          [kernel default 4711]
-#         --role ROLE          echo | client | topo | idle | status                 [idle]
+#         --role ROLE          echo | client | conn | topo | idle | status          [idle]
 #         --args "K=V ..."     options for the guest program, e.g. "final=1 status=5 wait=90"
 #         --timeout S          lifetime: the role ends at about S-4 s, qemu is killed at S s
 #                              after its start if still running                     [120]
@@ -503,7 +503,7 @@ cmd_boot() {
     [ -z "$br" ] || valid_ifname "$br" || die "bad --bridge $br"
     [ -z "$NETNS" ] || valid_nsname "$NETNS" || die "bad --netns $NETNS"
     case "$bearer" in eth | udp) ;; *) die "--bearer must be eth or udp" ;; esac
-    case "$role" in echo | client | topo | idle | status) ;; *) die "bad --role $role" ;; esac
+    case "$role" in echo | client | conn | topo | idle | status) ;; *) die "bad --role $role" ;; esac
     [ -z "$ip" ] || valid_test_ip "$ip" cidr || die "--ip must be A.B.C.D/N in 198.18.0.0/15"
     for a in "${peers[@]}"; do valid_test_ip "$a" || die "--peer-ip $a is not in 198.18.0.0/15"; done
     if [ "$bearer" = udp ]; then

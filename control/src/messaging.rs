@@ -505,7 +505,10 @@ fn accept_loop(l: &Socket, stop: &Arc<AtomicBool>, deadline: Option<Instant>, qu
 
 /// Echoes a connection's bytes until its end; returns the bytes echoed.
 fn stream_echo(c: &Socket, stop: &AtomicBool) -> u64 {
-    let mut buf = vec![0u8; 64 * 1024];
+    // One read takes at most one received message, so with room for the largest one each
+    // message goes back whole: a SEQPACKET peer (kernel TIPC does not tell socket types
+    // apart on the wire) gets its records back with their boundaries.
+    let mut buf = vec![0u8; MAX_DATA];
     let mut total = 0u64;
     c.set_read_timeout(Some(STOP_POLL));
     while !stop.load(Ordering::Relaxed) {

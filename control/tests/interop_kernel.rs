@@ -3,7 +3,7 @@
 //! bridge with utipc's processes, each utipc node in its own network namespace with a veth
 //! port on that bridge.
 //!
-//! Three tests, run one at a time (each boots guests on a 2-core machine):
+//! Four tests, run one at a time (each boots guests on a 2-core machine):
 //!
 //! * `interop_eth` (Ethernet bearer, AF_PACKET) and `interop_udp_multicast` (UDP bearer,
 //!   discovery by multicast), the whole scenario each:
@@ -14,14 +14,20 @@
 //!   * c. utipc → kernel: `utipc ping` of 16, 1,400 and 66,000 bytes and 300 back to back to
 //!     the guest's echo role, each echo checked, and `utipc send` to the range {18888,0..1000},
 //!     received by both of the guest's RDM sockets as multicast;
-//!   * d. kernel → utipc: the guest's `client` role against `utipc echo`;
+//!   * d. kernel → utipc: the guest's `client` role against `utipc echo` (datagrams, a
+//!     stream and a seqpacket connection), every test passing;
 //!   * e. killing either side: SIGTERM and SIGKILL to utipc nodes (the kernel's topology
 //!     server reports the node down) and SIGKILL to qemu (utipcd logs the node down), timed.
 //! * `interop_udp_replicast`: the UDP bearer with configured peers on both sides (`remote=` and
 //!   the kernel's `remoteip`): link up, pings, multicast, node down on qemu's death.
+//! * `interop_conn_topology` (Ethernet): applications attached to utipcd (`utipc echo`,
+//!   `utipc subscribe`, and this test process itself) against one guest in role `conn`:
+//!   connections both ways, a kill -9 during a connection, and service tracking both ways, on
+//!   both topology servers (see [`conn_topology_scenario`]).
 //!
-//! In the first two, tcpdump (if installed) records the echo guest's tap, and the capture must
-//! pass `utipc decode --check` and hold the peer-stopping RESET that SIGTERM made utipc send.
+//! In the first two and the last, tcpdump (if installed) records a guest's tap, and the capture
+//! must pass `utipc decode --check` (in the first two it must also hold the peer-stopping RESET
+//! that SIGTERM made utipc send).
 //!
 //! Two clusters share the bridge: network 4711 (the echo guest `kpecho`, utipcd `utd`, the
 //! ping and send nodes, and two victims for the kill tests) and network 4712 (the client guest
@@ -43,10 +49,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value as Json;
 use utipc_proto::addr::NodeId;
+use utipc_shm_api::{Client, ClientOptions, IdleMode, ServiceAddr, SocketAddr, SocketKind};
 
 const UTIPC: &str = env!("CARGO_BIN_EXE_utipc");
 const UTIPCD: &str = env!("CARGO_BIN_EXE_utipcd");
@@ -496,6 +503,8 @@ struct Scenario {
     net: Net,
     tails: Vec<Tail>,
     media: Media,
+    /// Tells this scenario's names (netns, interfaces, log directory) from the others'.
+    tag: char,
     dir: PathBuf,
     test: String,
     t0: Instant,
@@ -521,8 +530,12 @@ impl Drop for Scenario {
 
 impl Scenario {
     fn new(test: &str, media: Media) -> Self {
+        Self::with_tag(test, media, media.tag())
+    }
+
+    /// A scenario on `media` whose names carry `tag` (one letter per scenario).
+    fn with_tag(test: &str, media: Media, tag: char) -> Self {
         let pid = std::process::id();
-        let tag = media.tag();
         let dir = std::env::temp_dir().join(format!("utipc-interop-{pid}-{tag}"));
         for d in [&dir, &repo_root()] {
             assert!(
@@ -549,6 +562,7 @@ impl Scenario {
             },
             tails: Vec::new(),
             media,
+            tag,
             dir,
             test: test.to_owned(),
             t0: Instant::now(),
@@ -563,7 +577,7 @@ impl Scenario {
     /// address SUBNET.host/24 and a multicast route).
     fn port(&mut self, role: char, host: u8) -> Port {
         let pid = std::process::id();
-        let tag = self.media.tag();
+        let tag = self.tag;
         let ns = format!("ut{pid}{tag}-{role}");
         let veth = format!("v{pid}{tag}{role}");
         let peer = format!("{veth}-b");
@@ -644,6 +658,27 @@ impl Scenario {
         &mut self,
         what: &str,
         timeout: Duration,
+        cond: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
+        self.wait_every(what, timeout, Duration::from_millis(20), cond)
+    }
+
+    /// [`Scenario::wait`] polling every 2 ms, for what is timed: a line's instant is when a
+    /// poll first saw it.
+    fn wait_fine<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        cond: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
+        self.wait_every(what, timeout, Duration::from_millis(2), cond)
+    }
+
+    fn wait_every<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        every: Duration,
         mut cond: impl FnMut(&Self) -> Option<T>,
     ) -> T {
         let t0 = Instant::now();
@@ -658,7 +693,7 @@ impl Scenario {
                     timeout.as_secs()
                 ));
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(every);
         }
     }
 
@@ -790,7 +825,7 @@ impl Scenario {
         timeout_s: u32,
     ) -> usize {
         let pid = std::process::id();
-        let tag = self.media.tag();
+        let tag = self.tag;
         let n = self.guests.len();
         let name = format!("ix{pid}{tag}-{label}");
         let tap = format!("t{pid}{tag}{n}");
@@ -994,12 +1029,13 @@ fn full_scenario(test: &str, media: Media) {
     let b = s.bearer(&pa, &[]);
     let line = format!("{UTIPCD} --id {d_id} --net-id {NET_ECHO} --bearer {b} --run-dir {rd} -v");
     s.spawn("utipcd", &pa, &line);
-    // {18888,18} and {18888,19} are bound too, on the same RDM port: utipc has no connections
-    // yet, so the client's connect() is refused at once instead of waiting 10 s for a service.
+    // {18888,18} and {18888,19} accept connections: the client's STREAM and SEQPACKET tests.
+    // `--stream` serves both, as the kernel does not tell the two kinds apart on the wire and
+    // utipc echo sends each received message back whole.
     let b = s.bearer(&pc, &[]);
     let line = format!(
         "{UTIPC} echo --embedded --bearer {b} --id {echo_id} --net-id {NET_CLIENT} \
-         --bind {SVC}:17 --bind {SVC}:100:199 --bind {SVC}:18 --bind {SVC}:19"
+         --bind {SVC}:17 --bind {SVC}:100:199 --stream {SVC}:18 --stream {SVC}:19"
     );
     s.spawn("utecho", &pc, &line);
     let b = s.bearer(&pt, &[]);
@@ -1283,11 +1319,9 @@ fn full_scenario(test: &str, media: Media) {
         "rdm_range",
         "rdm_burst",
         "mcast",
+        "stream",
+        "seqpacket",
     ];
-    // Connections (stream, seqpacket) are not implemented in utipc yet: utipc echo binds
-    // {18888,18} and {18888,19} on its RDM port and refuses the SYN (NO_PORT), so those two,
-    // and only those two, fail — at once, with "Connection refused".
-    let expected_fail = ["stream", "seqpacket"];
     let mut problems = Vec::new();
     for want in must_pass {
         match results.iter().find(|(n, _, _)| n == want) {
@@ -1297,17 +1331,16 @@ fn full_scenario(test: &str, media: Media) {
         }
     }
     for (n, ok, d) in &results {
-        if !ok && !expected_fail.contains(&n.as_str()) {
+        if !ok && !must_pass.contains(&n.as_str()) {
             problems.push(format!("unexpected failure {n}: {d}"));
         }
-        if *ok && expected_fail.contains(&n.as_str()) {
-            rep.line(format!(
-                "{test}: NOTE {n} passed: connections work now, update this test"
-            ));
-        }
     }
-    if results.len() != must_pass.len() + expected_fail.len() {
-        problems.push(format!("{} RESULT lines, expected 9", results.len()));
+    if results.len() != must_pass.len() {
+        problems.push(format!(
+            "{} RESULT lines, expected {}",
+            results.len(),
+            must_pass.len()
+        ));
     }
     if !problems.is_empty() {
         s.fail(&format!("client role: {}", problems.join("; ")));
@@ -1660,5 +1693,653 @@ fn replicast_scenario(test: &str) {
         dt <= MAX_DETECT_SILENT,
         &format!("utipcd took {:.3} s", dt.as_secs_f64()),
     );
+    rep.line(format!("{test}: done in {:.1} s", s.secs(Instant::now())));
+}
+
+// =============================================================================================
+// Connections and service tracking with a kernel node, through utipcd
+
+#[test]
+fn interop_conn_topology() {
+    let Some(_serial) = gate("interop_conn_topology") else {
+        return;
+    };
+    conn_topology_scenario("interop_conn_topology");
+}
+
+/// ECONNRESET: what a kernel socket's `recv` returns once its peer aborted the connection.
+const ECONNRESET: i32 = 104;
+
+/// Whether a `utipc subscribe` line (`TIMESTAMP KIND {T,L,U} port PORT@NODE`) reports `kind`
+/// of the binding {SVC,lower,upper} by a socket on `node`.
+fn sub_event(line: &str, kind: &str, lower: u32, upper: u32, node: &str) -> bool {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    f.len() == 5
+        && f[1] == kind
+        && f[2] == format!("{{{SVC},{lower},{upper}}}")
+        && f[3] == "port"
+        && f[4].ends_with(&format!("@{node}"))
+}
+
+/// The four subscribers of the scenario, each to a topology server, and where they print.
+#[derive(Clone, Copy)]
+enum Watcher {
+    /// The guest's subscription to its own kernel's server (`TOPO SVC ...` lines).
+    GuestToKernel,
+    /// The guest's subscription to utipcd's server over the network (`RTOPO SVC ...`).
+    GuestToUtipc,
+    /// `utipc subscribe` through utipcd to utipcd's own server (log `utsub`).
+    UtipcToUtipc,
+    /// `utipc subscribe --node GUEST` through utipcd to the kernel's server (log `utsubk`).
+    UtipcToKernel,
+}
+
+const WATCHERS: [Watcher; 4] = [
+    Watcher::GuestToKernel,
+    Watcher::GuestToUtipc,
+    Watcher::UtipcToUtipc,
+    Watcher::UtipcToKernel,
+];
+
+impl Watcher {
+    fn name(self) -> &'static str {
+        match self {
+            Self::GuestToKernel => "guest -> kernel topsrv",
+            Self::GuestToUtipc => "guest -> utipc topsrv (wire)",
+            Self::UtipcToUtipc => "utipc subscribe -> utipc topsrv",
+            Self::UtipcToKernel => "utipc subscribe --node -> kernel topsrv (wire)",
+        }
+    }
+
+    /// When this subscriber reported `published` (or not) of {SVC,lo,up} by a socket on
+    /// `node`, first at or after `after`. A guest's line counts from when the log poll saw it
+    /// on the console; a `utipc subscribe` line from its own timestamp (1 ms resolution).
+    fn seen(
+        self,
+        s: &Scenario,
+        after: Instant,
+        published: bool,
+        (lo, up): (u32, u32),
+        node: &str,
+    ) -> Option<Instant> {
+        let guest = |pfx: &str| {
+            let kind = if published { "PUBLISHED" } else { "WITHDRAWN" };
+            let want = format!("{pfx} SVC {kind} type={SVC} lower={lo} upper={up} port={node}:");
+            s.markers("guest")
+                .find(|(t, m)| *t >= after && m.starts_with(&want))
+                .map(|(t, _)| t)
+        };
+        let utipc = |label: &str| {
+            let kind = if published { "published" } else { "withdrawn" };
+            let after_ms = unix_ms_of(after);
+            s.lines(label).find_map(|(_, l)| {
+                let ms = unix_ms(l.split(' ').next()?)? as f64;
+                (ms >= after_ms.floor() && sub_event(l, kind, lo, up, node))
+                    .then(|| after + Duration::from_secs_f64((ms - after_ms).max(0.0) / 1000.0))
+            })
+        };
+        match self {
+            Self::GuestToKernel => guest("TOPO"),
+            Self::GuestToUtipc => guest("RTOPO"),
+            Self::UtipcToUtipc => utipc("utsub"),
+            Self::UtipcToKernel => utipc("utsubk"),
+        }
+    }
+}
+
+/// Waits until every subscriber reported the event (see [`Watcher::seen`]); returns when each
+/// one did, in the order of [`WATCHERS`].
+fn wait_watchers(
+    s: &mut Scenario,
+    what: &str,
+    after: Instant,
+    published: bool,
+    range: (u32, u32),
+    node: &str,
+) -> Vec<Instant> {
+    s.wait_fine(what, Duration::from_secs(15), |s| {
+        WATCHERS
+            .iter()
+            .map(|w| w.seen(s, after, published, range, node))
+            .collect::<Option<Vec<Instant>>>()
+    })
+}
+
+/// Each subscriber's delay after `from`, as text (negative if it came first).
+fn delays(from: Instant, times: &[Instant]) -> String {
+    WATCHERS
+        .iter()
+        .zip(times)
+        .map(|(w, t)| {
+            let ms = if *t >= from {
+                ms_since(from, *t)
+            } else {
+                -ms_since(*t, from)
+            };
+            format!("{} {ms:.0} ms", w.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Milliseconds since the Unix epoch of a `YYYY-MM-DDTHH:MM:SS.mmmZ` timestamp (the start of
+/// every utipcd log line and `utipc subscribe` line).
+fn unix_ms(ts: &str) -> Option<i64> {
+    if ts.len() != 24 || !ts.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    // days since 1970-01-01 of a civil date (H. Hinnant's algorithm)
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((((days * 24 + h) * 60 + mi) * 60 + sec) * 1000 + ms)
+}
+
+/// The wall-clock time of instant `t`, in milliseconds since the Unix epoch.
+fn unix_ms_of(t: Instant) -> f64 {
+    let wall = SystemTime::now()
+        .checked_sub(t.elapsed())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    wall.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// How long after `t` utipcd logged its first line that satisfies `cond` (its timestamps).
+fn utipcd_after(s: &Scenario, t: Instant, cond: impl Fn(&str) -> bool) -> Option<f64> {
+    let t_ms = unix_ms_of(t);
+    s.lines("utipcd").find_map(|(_, l)| {
+        let ms = unix_ms(l.split(' ').next()?)? as f64;
+        (ms >= t_ms.floor() && cond(l)).then_some((ms - t_ms).max(0.0))
+    })
+}
+
+/// The instant of utipcd's first log line at or after `t` that contains `what`, from its
+/// timestamp.
+fn utipcd_line(s: &Scenario, t: Instant, what: &str) -> Option<Instant> {
+    utipcd_after(s, t, |l| l.contains(what)).map(|ms| t + Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn ms_since(a: Instant, b: Instant) -> f64 {
+    b.saturating_duration_since(a).as_secs_f64() * 1000.0
+}
+
+/// Attaches this test process to utipcd (its run directory is reachable from any netns).
+fn attach_client(run_dir: &Path) -> Result<Client, String> {
+    Client::attach_with(&ClientOptions {
+        run_dir: Some(run_dir.to_owned()),
+        idle: IdleMode::Backoff,
+    })
+    .map_err(|e| format!("attach to utipcd in {}: {e}", run_dir.display()))
+}
+
+/// A utipc application against the guest's STREAM echo {SVC,inst}: `total` bytes written in
+/// `chunk`-byte pieces, each echo read back and compared, then an orderly shutdown. Returns the
+/// time from connect to the last echo, and the peer.
+fn stream_exchange(
+    client: &Client,
+    inst: u32,
+    total: usize,
+    chunk: usize,
+) -> Result<(Duration, SocketAddr), String> {
+    let sock = client
+        .socket(SocketKind::Stream)
+        .map_err(|e| format!("socket: {e}"))?;
+    let t0 = Instant::now();
+    sock.connect(ServiceAddr::new(SVC, inst), Duration::from_secs(10))
+        .map_err(|e| format!("connect {{{SVC},{inst}}}: {e}"))?;
+    let peer = sock.peer_addr().ok_or("connected, but no peer address")?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)));
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 + i / 509) as u8).collect();
+    let mut back = vec![0u8; chunk];
+    for (n, out) in data.chunks(chunk).enumerate() {
+        let at = n * chunk;
+        sock.write_all(out)
+            .map_err(|e| format!("write at byte {at}: {e}"))?;
+        let mut got = 0;
+        while got < out.len() {
+            match sock.read(&mut back[got..out.len()]) {
+                Ok(0) => return Err(format!("end of stream at byte {}", at + got)),
+                Ok(k) => got += k,
+                Err(e) => return Err(format!("read at byte {}: {e}", at + got)),
+            }
+        }
+        if back[..out.len()] != *out {
+            return Err(format!(
+                "the echo of bytes {at}..{} differs",
+                at + out.len()
+            ));
+        }
+    }
+    let dt = t0.elapsed();
+    sock.shutdown().map_err(|e| format!("shutdown: {e}"))?;
+    Ok((dt, peer))
+}
+
+/// A utipc application against the guest's SEQPACKET echo {SVC,inst}: messages of 1 to 66,000
+/// bytes, each echoed whole. Returns the time it took.
+fn seqpacket_exchange(client: &Client, inst: u32) -> Result<Duration, String> {
+    let sock = client
+        .socket(SocketKind::Seqpacket)
+        .map_err(|e| format!("socket: {e}"))?;
+    let t0 = Instant::now();
+    sock.connect(ServiceAddr::new(SVC, inst), Duration::from_secs(10))
+        .map_err(|e| format!("connect {{{SVC},{inst}}}: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)));
+    for (i, size) in [1usize, 100, 1400, 8000, 66_000].into_iter().enumerate() {
+        let data: Vec<u8> = (0..size).map(|j| (j * 13 + i) as u8).collect();
+        let sent = sock
+            .send(&data)
+            .map_err(|e| format!("send {size} bytes: {e}"))?;
+        if sent != size {
+            return Err(format!("sent {sent} of {size} bytes"));
+        }
+        let m = sock
+            .recv()
+            .map_err(|e| format!("echo of {size} bytes: {e}"))?;
+        if m.data != data {
+            return Err(format!(
+                "the echo of the {size}-byte message has {} bytes{}",
+                m.data.len(),
+                if m.data.len() == size {
+                    " and differs"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    let dt = t0.elapsed();
+    sock.shutdown().map_err(|e| format!("shutdown: {e}"))?;
+    Ok(dt)
+}
+
+/// Connections and topology between utipcd's applications and one kernel node (Ethernet):
+///
+/// * i. the guest's STREAM client (256 KiB) and SEQPACKET client against `utipc echo
+///   --stream`, attached to utipcd;
+/// * ii. a utipc application (this test process, attached to utipcd) against the guest's
+///   STREAM and SEQPACKET echo servers;
+/// * iii. kill -9 of the `utipc echo` the guest is connected to: the guest's `recv` fails with
+///   ECONNRESET, and every subscriber sees the binding withdrawn;
+/// * iv. service tracking both ways, each way on both servers: the guest subscribes to its
+///   kernel's topology server and, over the network, to utipcd's; `utipc subscribe` subscribes
+///   to utipcd's and, with `--node`, to the kernel's. All four see the guest's and utipc's
+///   bindings, a binding that a `utipc echo` makes and drops, and one the guest drops;
+/// * v. SIGKILL to qemu: utipcd's subscriber sees the guest's bindings withdrawn and the
+///   subscription to the kernel's server ends, within the link tolerance.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario, step by step, reads best in one piece"
+)]
+fn conn_topology_scenario(test: &str) {
+    let media = Media::Eth;
+    let mut rep = Report;
+    let mut s = Scenario::with_tag(test, media, 'c');
+    let (g_id, d_id) = ("kpconn", "utdc");
+    let (g_addr, d_addr) = (addr_of(g_id), addr_of(d_id));
+    assert_ne!(g_addr, d_addr, "{g_id} and {d_id} hash to one address");
+    let d_num = u32::from_str_radix(&d_addr, 16).expect("addr_of gives hex");
+    // utipc echo's services: stream (and seqpacket) for the guest's clients, the abort victim,
+    // the binding made and dropped for the subscribers; the guest's own dropped binding.
+    let (i_stream, i_seq, i_abort, i_bind, g_bind) = (30u32, 32u32, 31u32, 40u32, 50u32);
+
+    let pa = s.port('a', 2);
+    let run_dir = s.dir.join("run");
+    let rd = run_dir.display().to_string();
+    let b = s.bearer(&pa, &[]);
+    let line = format!("{UTIPCD} --id {d_id} --net-id {NET_ECHO} --bearer {b} --run-dir {rd} -v");
+    s.spawn("utipcd", &pa, &line);
+    s.wait("utipcd's address", Duration::from_secs(20), |s| {
+        s.lines("utipcd")
+            .any(|(_, l)| l.contains(" committed"))
+            .then_some(())
+    });
+    // the applications, attached to utipcd
+    let line =
+        format!("{UTIPC} echo --run-dir {rd} --stream {SVC}:{i_stream} --stream {SVC}:{i_seq}");
+    s.spawn("utstream", &pa, &line);
+    let line = format!("{UTIPC} echo --run-dir {rd} --stream {SVC}:{i_abort}");
+    let victim = s.spawn("utvictim", &pa, &line);
+    let line = format!("{UTIPC} subscribe {SVC} --ports --run-dir {rd}");
+    s.spawn("utsub", &pa, &line);
+    s.wait("utipc echo's bindings", Duration::from_secs(20), |s| {
+        (s.lines("utstream")
+            .any(|(_, l)| l.starts_with("echo: bound"))
+            && s.lines("utvictim")
+                .any(|(_, l)| l.starts_with("echo: bound")))
+        .then_some(())
+    });
+
+    // the kernel node
+    let args = format!(
+        "peer={d_num} stream_inst={i_stream} seq_inst={i_seq} abort_inst={i_abort} \
+         bind_inst={g_bind} stream_bytes=262144 wait=60 linkstatus=0"
+    );
+    let g = s.boot("guest", g_id, "conn", NET_ECHO, 10, &[], &args, 120);
+    let g_boot = s.guests[g].booted;
+    let cap = s.capture("guest-tap", g);
+    rep.line(format!(
+        "{test}: guest {} (qemu {}), logs in {}",
+        s.guests[g].name,
+        s.guests[g].pid,
+        s.dir.display()
+    ));
+    let kaddr = s.wait("the guest's ADDR", Duration::from_secs(90), |s| {
+        find_marker(s, "guest", |m| m.starts_with("ADDR ")).map(|(_, m)| m[5..].to_owned())
+    });
+    s.check(
+        kaddr == g_addr,
+        &format!("the kernel's address of {g_id} is {kaddr}, utipc computes {g_addr}"),
+    );
+    let d_link = format!("{d_id}:{}-{g_id}:eth0", pa.veth);
+    let t_link = s.wait("utipcd's link to the guest", Duration::from_secs(60), |s| {
+        s.lines("utipcd")
+            .find(|(_, l)| l.ends_with(&format!("link up {d_link}")))
+            .map(|(t, _)| *t)
+    });
+    s.wait("the guest's roles READY", Duration::from_secs(30), |s| {
+        let echo = find_marker(s, "guest", |m| {
+            m.starts_with("READY role=echo") && m.ends_with("svc_topo=1")
+        });
+        let conn = find_marker(s, "guest", |m| m.starts_with("READY role=conn"));
+        (echo.is_some() && conn.is_some()).then_some(())
+    });
+    rep.line(format!(
+        "{test}: link {d_link} up {:.1} s after qemu start",
+        t_link.duration_since(g_boot).as_secs_f64()
+    ));
+    // the guest's bindings in utipcd's name table, then the subscriber to the kernel's server
+    let g_rows = [(17, 17), (18, 18), (19, 19), (100, 199), (g_bind, g_bind)];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table = s.mgmt_json(&run_dir, &["nametable", "show"]);
+        let all = g_rows.iter().all(|(lo, up)| {
+            table.iter().any(|b| {
+                b["type"] == SVC
+                    && b["lower"] == *lo
+                    && b["upper"] == *up
+                    && b["node"] == g_addr.as_str()
+            })
+        });
+        if all {
+            break;
+        }
+        if Instant::now() > deadline {
+            s.fail(&format!(
+                "utipcd's name table lacks the guest's bindings: {table:?}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let line = format!("{UTIPC} subscribe {SVC} --ports --node {g_addr} --run-dir {rd}");
+    s.spawn("utsubk", &pa, &line);
+
+    // --- i. the guest's clients against utipc echo --stream, through utipcd
+    let results: Vec<String> = s.wait(
+        "the guest's stream and seqpacket RESULTs",
+        Duration::from_secs(60),
+        |s| {
+            let r: Vec<String> = ["stream", "seqpacket"]
+                .iter()
+                .filter_map(|n| {
+                    find_marker(s, "guest", |m| m.starts_with(&format!("RESULT {n} ")))
+                        .map(|(_, m)| m.to_owned())
+                })
+                .collect();
+            (r.len() == 2).then_some(r)
+        },
+    );
+    for r in &results {
+        rep.line(format!("{test}: i. kernel client -> utipc echo: {r}"));
+    }
+    s.check(
+        results.iter().all(|r| r.split(' ').nth(2) == Some("ok")),
+        &format!("the guest's clients failed against utipc echo: {results:?}"),
+    );
+
+    // --- ii. a utipc application against the guest's servers
+    let client = match attach_client(&run_dir) {
+        Ok(c) => c,
+        Err(e) => s.fail(&e),
+    };
+    let total = 256 * 1024;
+    match stream_exchange(&client, 18, total, 32 * 1024) {
+        Ok((dt, peer)) => {
+            s.check(
+                format!("{:08x}", peer.node) == g_addr,
+                &format!("the stream peer is {peer}, not on the guest {g_addr}"),
+            );
+            rep.line(format!(
+                "{test}: ii. utipc stream client -> kernel {{{SVC},18}} at {peer}: {total} bytes \
+                 in 32 KiB writes echoed intact in {:.0} ms",
+                dt.as_secs_f64() * 1000.0
+            ));
+        }
+        Err(e) => s.fail(&format!("utipc stream client -> kernel: {e}")),
+    }
+    match seqpacket_exchange(&client, 19) {
+        Ok(dt) => rep.line(format!(
+            "{test}: ii. utipc seqpacket client -> kernel {{{SVC},19}}: 1, 100, 1400, 8000, \
+             66000 B echoed whole in {:.0} ms",
+            dt.as_secs_f64() * 1000.0
+        )),
+        Err(e) => s.fail(&format!("utipc seqpacket client -> kernel: {e}")),
+    }
+    // the guest's connection processes saw each connection end in order (our shutdown)
+    let closes: Vec<String> = s.wait(
+        "the guest's CONN close lines",
+        Duration::from_secs(15),
+        |s| {
+            let st = find_marker(s, "guest", |m| {
+                m.starts_with(&format!("CONN close kind=stream peer={d_addr}:"))
+            })?;
+            let sp = find_marker(s, "guest", |m| {
+                m.starts_with(&format!("CONN close kind=seqpacket peer={d_addr}:"))
+            })?;
+            Some(vec![st.1.to_owned(), sp.1.to_owned()])
+        },
+    );
+    for c in &closes {
+        rep.line(format!("{test}: ii. kernel: {c}"));
+    }
+    let seq_bytes = 1 + 100 + 1400 + 8000 + 66_000;
+    s.check(
+        closes[0].contains(&format!(" bytes={total} reason=eof"))
+            && closes[1].contains(&format!(" msgs=5 bytes={seq_bytes} reason=eof")),
+        &format!("the guest's servers did not see the whole exchange end in order: {closes:?}"),
+    );
+    drop(client);
+
+    // --- iii. kill -9 of the utipc echo the guest holds a connection to
+    s.wait("the guest's HOLD", Duration::from_secs(30), |s| {
+        find_marker(s, "guest", |m| m.starts_with("HOLD ")).map(|_| ())
+    });
+    let victim_pid = s.procs[victim].pid();
+    let t_kill = s.procs[victim].signal(libc::SIGKILL);
+    let (t_abort, abort) = s.wait_fine("the guest's abort RESULT", Duration::from_secs(15), |s| {
+        find_marker(s, "guest", |m| m.starts_with("RESULT abort ")).map(|(t, m)| (t, m.to_owned()))
+    });
+    rep.line(format!(
+        "{test}: iii. kill -9 utipc echo -> kernel recv returned after {:.0} ms (console): {abort}",
+        ms_since(t_kill, t_abort)
+    ));
+    let noticed = utipcd_after(&s, t_kill, |l| {
+        l.contains(&format!("client pid {victim_pid} ")) && l.contains(" closed its attachment")
+    });
+    let withdrew = utipcd_after(&s, t_kill, |l| {
+        l.contains(&format!("withdrawn {{{SVC},{i_abort},{i_abort}}} "))
+    });
+    rep.line(format!(
+        "{test}: iii. utipcd's log: the client's death noticed after {} ms, its binding \
+         withdrawn after {} ms",
+        noticed.map_or("?".into(), |v| format!("{v:.0}")),
+        withdrew.map_or("?".into(), |v| format!("{v:.0}"))
+    ));
+    s.check(
+        abort.starts_with("RESULT abort ok ") && abort.contains(&format!(" errno={ECONNRESET} ")),
+        &format!("the guest's connection did not end with ECONNRESET: {abort}"),
+    );
+    s.procs[victim].stop();
+
+    // --- iv. service tracking both ways
+    // what each subscriber saw at once: a guest binding and a utipc one
+    for (what, range, node) in [
+        ("the guest's {18888,17}", (17, 17), &g_addr),
+        ("utipc echo's {18888,30}", (i_stream, i_stream), &d_addr),
+    ] {
+        let t0 = s.t0;
+        wait_watchers(
+            &mut s,
+            &format!("every subscriber to report {what}"),
+            t0,
+            true,
+            range,
+            node,
+        );
+        rep.line(format!(
+            "{test}: iv. {what} published: seen by all 4 subscribers"
+        ));
+    }
+    let seen = wait_watchers(
+        &mut s,
+        "every subscriber to report the killed echo's {18888,31} withdrawn",
+        t_kill,
+        false,
+        (i_abort, i_abort),
+        &d_addr,
+    );
+    rep.line(format!(
+        "{test}: iv. kill -9 utipc echo -> {{{SVC},{i_abort}}} withdrawn: {}",
+        delays(t_kill, &seen)
+    ));
+    let t_unbind = s.wait_fine("the guest's UNBIND", Duration::from_secs(15), |s| {
+        find_marker(s, "guest", |m| m.starts_with("UNBIND ")).map(|(t, _)| t)
+    });
+    // looked for from the kill on (the guest unbinds after its abort test), shown from the
+    // UNBIND line, which a poll may see a little late
+    let seen = wait_watchers(
+        &mut s,
+        "every subscriber to report the guest's {18888,50} withdrawn",
+        t_kill,
+        false,
+        (g_bind, g_bind),
+        &g_addr,
+    );
+    rep.line(format!(
+        "{test}: iv. guest closes its {{{SVC},{g_bind}}} socket -> withdrawn (after the console \
+         line): {}",
+        delays(t_unbind, &seen)
+    ));
+    // a binding made and dropped by a utipc application; times from utipcd's own log line
+    let line = format!("{UTIPC} echo --run-dir {rd} --bind {SVC}:{i_bind}");
+    let t_spawn = Instant::now();
+    let binder = s.spawn("utbind", &pa, &line);
+    let seen = wait_watchers(
+        &mut s,
+        "every subscriber to report {18888,40} published",
+        t_spawn,
+        true,
+        (i_bind, i_bind),
+        &d_addr,
+    );
+    let from = utipcd_line(
+        &s,
+        t_spawn,
+        &format!("published {{{SVC},{i_bind},{i_bind}}} "),
+    )
+    .unwrap_or(t_spawn);
+    rep.line(format!(
+        "{test}: iv. utipc echo --bind {SVC}:{i_bind} -> published (from utipcd's log line): {}",
+        delays(from, &seen)
+    ));
+    let t_term = s.procs[binder].signal(libc::SIGTERM);
+    let seen = wait_watchers(
+        &mut s,
+        "every subscriber to report {18888,40} withdrawn",
+        t_term,
+        false,
+        (i_bind, i_bind),
+        &d_addr,
+    );
+    let from = utipcd_line(
+        &s,
+        t_term,
+        &format!("withdrawn {{{SVC},{i_bind},{i_bind}}} "),
+    )
+    .unwrap_or(t_term);
+    rep.line(format!(
+        "{test}: iv. SIGTERM to it -> withdrawn (from utipcd's log line): {}",
+        delays(from, &seen)
+    ));
+    let rtopo = find_marker(&s, "guest", |m| m.starts_with("RTOPO READY"))
+        .map(|(_, m)| m.to_owned())
+        .unwrap_or_default();
+    rep.line(format!("{test}: iv. kernel: {rtopo}"));
+
+    // --- the guest's verdict, its errors, and the capture
+    let summary = s.wait("the guest's SUMMARY", Duration::from_secs(15), |s| {
+        find_marker(s, "guest", |m| m.starts_with("SUMMARY ")).map(|(_, m)| m.to_owned())
+    });
+    let errors: Vec<String> = s
+        .markers("guest")
+        .filter(|(_, m)| m.contains("ERROR"))
+        .map(|(_, m)| m.to_owned())
+        .collect();
+    s.check(
+        summary == "SUMMARY role=conn ok=3 fail=0" && errors.is_empty(),
+        &format!("the guest: {summary}; errors: {errors:?}"),
+    );
+    // --- v. the kernel node dies: utipcd sees it go, its bindings are withdrawn for utipc's
+    // subscriber, and the subscription to its topology server ends (NO_NODE)
+    let t_qemu = s.guests[g].kill();
+    let (t_wd, t_end) = s.wait_fine(
+        "the guest's bindings withdrawn and the end of `subscribe --node`",
+        Duration::from_secs(15),
+        |s| {
+            let wd = Watcher::UtipcToUtipc.seen(s, t_qemu, false, (17, 17), &g_addr)?;
+            let end = s
+                .lines("utsubk")
+                .find(|(t, l)| *t >= t_qemu && l.contains("topology server"))
+                .map(|(t, _)| *t)?;
+            Some((wd, end))
+        },
+    );
+    let down = utipcd_line(&s, t_qemu, &format!("node down {g_addr}"));
+    let end_line = s
+        .lines("utsubk")
+        .find(|(t, l)| *t >= t_qemu && l.contains("topology server"))
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default();
+    rep.line(format!(
+        "{test}: v. SIGKILL to qemu -> utipcd node down after {} ms; utipc subscribe: {{{SVC},17}} \
+         withdrawn after {:.0} ms; subscribe --node ended after {:.0} ms: {end_line}",
+        down.map_or("?".into(), |t| format!("{:.0}", ms_since(t_qemu, t))),
+        ms_since(t_qemu, t_wd),
+        ms_since(t_qemu, t_end)
+    ));
+    s.check(
+        ms_since(t_qemu, t_wd) <= MAX_DETECT_SILENT.as_secs_f64() * 1000.0
+            && ms_since(t_qemu, t_end) <= MAX_DETECT_SILENT.as_secs_f64() * 1000.0,
+        "utipc took too long to see the kernel node's death",
+    );
+    let decoded = s.decode_capture(cap, &mut rep);
+    if !decoded.is_empty() {
+        let count = |p: &str| decoded.iter().filter(|l| l.contains(p)).count();
+        rep.line(format!(
+            "{test}: capture: {} CONN_MSG, {} CONN_MANAGER, {} NAMED_MSG, {} NAME_DISTRIBUTOR",
+            count("CONN_MSG"),
+            count("CONN_MANAGER"),
+            count("NAMED_MSG"),
+            count("NAME_DISTRIBUTOR")
+        ));
+    }
     rep.line(format!("{test}: done in {:.1} s", s.secs(Instant::now())));
 }

@@ -9,7 +9,8 @@
  *   ktpeer addr [wait=S]          wait (10 s by default) until the node has its
  *                                 address (after the kernel's 1 s address
  *                                 trial), print ADDR
- *   ktpeer ROLE [key=value ...]   run a role: echo, client, topo, idle, status
+ *   ktpeer ROLE [key=value ...]   run a role: echo, client, conn, topo, idle,
+ *                                 status
  *
  * Every line meant for the host is one write() of the form
  *   KTPEER <EVENT> <fields...> up=<guest uptime in seconds>
@@ -28,6 +29,17 @@
  *   linkstatus=0|1  print `tipc link list` after each link event  [1]
  *   quiet=1         echo: do not print a line per datagram
  *   linger=S        stay S more seconds after the role (bounded by until)
+ *   svc_topo=1      echo: also subscribe to {18888,0,~0} (PORTS) on the
+ *                   node's own topology server and print its events
+ *   peer=ADDR       conn: node address (decimal) of the node whose topology
+ *                   server {1,1} to subscribe to over the network      [none]
+ *   stream_inst=N   client, conn: instance of the stream service       [18]
+ *   seq_inst=N      client, conn: instance of the seqpacket service;
+ *                   0 = no seqpacket test                              [19]
+ *   abort_inst=N    conn: instance of the stream service whose peer the
+ *                   host kills; 0 = no abort test                      [0]
+ *   bind_inst=N     conn: bind {18888,N} at start, unbind it after the
+ *                   abort test; 0 = none                               [0]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -71,10 +83,18 @@ static struct {
 	int linkstatus;
 	int quiet;
 	double linger;
+	int svc_topo;
+	uint32_t peer;
+	uint32_t stream_inst;
+	uint32_t seq_inst;
+	uint32_t abort_inst;
+	uint32_t bind_inst;
 } opt = {
 	.until = 0, .wait = 60, .burst = 300, .mcast_expect = 2,
 	.stream_bytes = 65536, .status = 0, .final = 0, .linkstatus = 1,
-	.quiet = 0, .linger = 0,
+	.quiet = 0, .linger = 0, .svc_topo = 0, .peer = 0,
+	.stream_inst = INST_STREAM, .seq_inst = INST_SEQPACKET, .abort_inst = 0,
+	.bind_inst = 0,
 };
 
 /* ------------------------------------------------------------ output */
@@ -349,26 +369,46 @@ static int send_all(int sd, const char *p, size_t n)
 
 /* ---------------------------------------------------------- topology */
 
-static int topo_open(void)
+/*
+ * Connects to the topology server {1,1} of node `node`, 0 meaning this node.
+ * For another node the lookup domain is that node: the kernel sends the SYN
+ * there and lets that node resolve {1,1}. The connect waits at most `secs`.
+ * On failure returns -1 with the reason in `why`.
+ */
+static int topo_open_at(uint32_t node, double secs, char *why, size_t wlen)
 {
 	struct sockaddr_tipc a;
+	unsigned int tmo = (unsigned int)ms(secs);
 	int sd = socket(AF_TIPC, SOCK_SEQPACKET, 0);
 
 	if (sd < 0) {
-		say("ERROR topology socket: %s", strerror(errno));
+		snprintf(why, wlen, "socket: %s", strerror(errno));
 		return -1;
 	}
+	setsockopt(sd, SOL_TIPC, TIPC_CONN_TIMEOUT, &tmo, sizeof(tmo));
 	service_addr(&a, TIPC_TOP_SRV, TIPC_TOP_SRV);
+	a.addr.name.domain = node;
 	if (connect(sd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		say("ERROR topology connect: %s", strerror(errno));
+		snprintf(why, wlen, "connect {1,1} at %08x: %s", node, strerror(errno));
 		close(sd);
 		return -1;
 	}
 	return sd;
 }
 
-static int topo_subscribe(int sd, uint32_t type, uint32_t lo, uint32_t hi,
-			  uint32_t filter, uint32_t timeout_ms)
+static int topo_open(void)
+{
+	char why[120];
+	int sd = topo_open_at(0, 8, why, sizeof(why));
+
+	if (sd < 0)
+		say("ERROR topology %s", why);
+	return sd;
+}
+
+/* Sends one subscription; a copy goes to *sent if not NULL. */
+static int topo_subscribe_as(int sd, uint32_t type, uint32_t lo, uint32_t hi,
+			     uint32_t filter, uint32_t timeout_ms, struct tipc_subscr *sent)
 {
 	struct tipc_subscr s;
 
@@ -383,7 +423,15 @@ static int topo_subscribe(int sd, uint32_t type, uint32_t lo, uint32_t hi,
 		say("ERROR subscribe {%u,%u,%u}: %s", type, lo, hi, strerror(errno));
 		return -1;
 	}
+	if (sent)
+		*sent = s;
 	return 0;
+}
+
+static int topo_subscribe(int sd, uint32_t type, uint32_t lo, uint32_t hi,
+			  uint32_t filter, uint32_t timeout_ms)
+{
+	return topo_subscribe_as(sd, type, lo, hi, filter, timeout_ms, NULL);
 }
 
 static const char *event_name(uint32_t e)
@@ -396,8 +444,11 @@ static const char *event_name(uint32_t e)
 	}
 }
 
-/* Prints one topology event; returns 1 for a link up/down event. */
-static int topo_print(const struct tipc_event *ev)
+/*
+ * Prints one topology event as `PFX NODE|LINK|SVC ...`; returns 1 for a link
+ * up/down event.
+ */
+static int topo_print(const char *pfx, const struct tipc_event *ev)
 {
 	char pb[32];
 	uint32_t type = ev->s.seq.type;
@@ -406,26 +457,27 @@ static int topo_print(const struct tipc_event *ev)
 
 	if (type == TIPC_NODE_STATE) {
 		if (ev->event == TIPC_SUBSCR_TIMEOUT)
-			say("TOPO NODE TIMEOUT");
+			say("%s NODE TIMEOUT", pfx);
 		else
-			say("TOPO NODE %s node=%08x", updown, ev->found_lower);
+			say("%s NODE %s node=%08x", pfx, updown, ev->found_lower);
 		return 0;
 	}
 	if (type == TIPC_LINK_STATE) {
 		if (ev->event == TIPC_SUBSCR_TIMEOUT) {
-			say("TOPO LINK TIMEOUT");
+			say("%s LINK TIMEOUT", pfx);
 			return 0;
 		}
 		/* the kernel publishes {2, peer, peer} with port <own node:bearer id> */
-		say("TOPO LINK %s peer=%08x bearer_id=%u", updown, ev->found_lower, ev->port.ref);
+		say("%s LINK %s peer=%08x bearer_id=%u", pfx, updown, ev->found_lower,
+		    ev->port.ref);
 		return 1;
 	}
 	if (ev->event == TIPC_SUBSCR_TIMEOUT)
-		say("TOPO SVC TIMEOUT type=%u lower=%u upper=%u", type, ev->s.seq.lower,
+		say("%s SVC TIMEOUT type=%u lower=%u upper=%u", pfx, type, ev->s.seq.lower,
 		    ev->s.seq.upper);
 	else
-		say("TOPO SVC %s type=%u lower=%u upper=%u port=%s", event_name(ev->event), type,
-		    ev->found_lower, ev->found_upper, sockstr(&ev->port, pb, sizeof(pb)));
+		say("%s SVC %s type=%u lower=%u upper=%u port=%s", pfx, event_name(ev->event),
+		    type, ev->found_lower, ev->found_upper, sockstr(&ev->port, pb, sizeof(pb)));
 	return 0;
 }
 
@@ -441,7 +493,7 @@ static int topo_handle(int sd)
 		say("ERROR topology recv: %s", r < 0 ? strerror(errno) : "short read");
 		return -1;
 	}
-	if (topo_print(&ev) && opt.linkstatus && ev.event != TIPC_SUBSCR_TIMEOUT)
+	if (topo_print("TOPO", &ev) && opt.linkstatus && ev.event != TIPC_SUBSCR_TIMEOUT)
 		status_links();
 	return 0;
 }
@@ -626,9 +678,13 @@ static int role_echo(void)
 	if (topo_subscribe(top, TIPC_NODE_STATE, 0, ~0u, TIPC_SUB_PORTS, TIPC_WAIT_FOREVER) ||
 	    topo_subscribe(top, TIPC_LINK_STATE, 0, ~0u, TIPC_SUB_PORTS, TIPC_WAIT_FOREVER))
 		return 1;
+	if (opt.svc_topo &&
+	    topo_subscribe(top, SVC, 0, ~0u, TIPC_SUB_PORTS, TIPC_WAIT_FOREVER))
+		return 1;
 	signal(SIGCHLD, SIG_IGN);	/* connection processes reap themselves */
-	say("READY role=echo rdm=%u,%u stream=%u,%u seqpacket=%u,%u range=%u,%u-%u",
-	    SVC, INST_RDM, SVC, INST_STREAM, SVC, INST_SEQPACKET, SVC, RANGE_LO, RANGE_HI);
+	say("READY role=echo rdm=%u,%u stream=%u,%u seqpacket=%u,%u range=%u,%u-%u svc_topo=%d",
+	    SVC, INST_RDM, SVC, INST_STREAM, SVC, INST_SEQPACKET, SVC, RANGE_LO, RANGE_HI,
+	    opt.svc_topo);
 	for (;;) {
 		struct pollfd p[5] = {
 			{ .fd = rdm, .events = POLLIN }, { .fd = rng, .events = POLLIN },
@@ -1007,17 +1063,18 @@ static int recv_exact(int sd, unsigned char *b, size_t n, double end)
 	return 0;
 }
 
-static void test_stream(long total)
+/* Bytes through a stream connection to {SVC, inst}, 8 KiB at a time, each echo checked. */
+static void test_stream(const char *name, uint32_t inst, long total)
 {
 	static unsigned char out[8192], in[8192];
 	char why[200];
 	double t0 = uptime();
 	long done = 0;
 	uint32_t seq = next_seq;
-	int sd = connect_service(SOCK_STREAM, INST_STREAM, why, sizeof(why));
+	int sd = connect_service(SOCK_STREAM, inst, why, sizeof(why));
 
 	if (sd < 0) {
-		result("stream", 0, "%s", why);
+		result(name, 0, "%s", why);
 		return;
 	}
 	while (done < total) {
@@ -1025,37 +1082,38 @@ static void test_stream(long total)
 
 		fill(out, n, seq);
 		if (send_all(sd, (char *)out, n) < 0) {
-			result("stream", 0, "send after %ld bytes: %s", done, strerror(errno));
+			result(name, 0, "send after %ld bytes: %s", done, strerror(errno));
 			goto out;
 		}
 		if (recv_exact(sd, in, n, uptime() + 10) < 0) {
-			result("stream", 0, "echo missing after %ld bytes", done);
+			result(name, 0, "echo missing after %ld bytes", done);
 			goto out;
 		}
 		if (memcmp(in, out, n) != 0) {
-			result("stream", 0, "echo differs after %ld bytes", done);
+			result(name, 0, "echo differs after %ld bytes", done);
 			goto out;
 		}
 		done += (long)n;
 		seq++;
 	}
-	result("stream", 1, "bytes=%ld chunk=%zu ms=%.0f", done, sizeof(out),
-	       (uptime() - t0) * 1000);
+	result(name, 1, "bytes=%ld chunk=%zu ms=%.0f service=%u,%u", done, sizeof(out),
+	       (uptime() - t0) * 1000, SVC, inst);
 out:
 	next_seq = seq + 1;
 	close(sd);
 }
 
-static void test_seqpacket(void)
+/* Messages of several sizes over a seqpacket connection to {SVC, inst}, each echoed whole. */
+static void test_seqpacket(const char *name, uint32_t inst)
 {
 	static const size_t sizes[] = { 1, 100, 1400, 8000, MAX_MSG };
 	static unsigned char out[MAX_MSG], in[MAX_MSG + 1];
 	char why[200];
 	double t0 = uptime();
-	int sd = connect_service(SOCK_SEQPACKET, INST_SEQPACKET, why, sizeof(why));
+	int sd = connect_service(SOCK_SEQPACKET, inst, why, sizeof(why));
 
 	if (sd < 0) {
-		result("seqpacket", 0, "%s", why);
+		result(name, 0, "%s", why);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -1065,22 +1123,22 @@ static void test_seqpacket(void)
 
 		fill(out, n, next_seq++);
 		if (send(sd, out, n, 0) != (ssize_t)n) {
-			result("seqpacket", 0, "send %zu bytes: %s", n, strerror(errno));
+			result(name, 0, "send %zu bytes: %s", n, strerror(errno));
 			goto out;
 		}
 		if (poll(&p, 1, 10000) <= 0) {
-			result("seqpacket", 0, "no echo of the %zu-byte message", n);
+			result(name, 0, "no echo of the %zu-byte message", n);
 			goto out;
 		}
 		r = recv(sd, in, sizeof(in), 0);
 		if (r != (ssize_t)n || memcmp(in, out, n) != 0) {
-			result("seqpacket", 0, "echo of the %zu-byte message has %zd bytes%s", n, r,
+			result(name, 0, "echo of the %zu-byte message has %zd bytes%s", n, r,
 			       r == (ssize_t)n ? " and differs" : "");
 			goto out;
 		}
 	}
-	result("seqpacket", 1, "messages=5 sizes=1,100,1400,8000,%u ms=%.0f", MAX_MSG,
-	       (uptime() - t0) * 1000);
+	result(name, 1, "messages=5 sizes=1,100,1400,8000,%u ms=%.0f service=%u,%u", MAX_MSG,
+	       (uptime() - t0) * 1000, SVC, inst);
 out:
 	close(sd);
 }
@@ -1131,16 +1189,249 @@ static int role_client(void)
 		result("mcast", 0, "no service");
 	}
 	close(sd);
-	if (wait_service(SVC, INST_STREAM, INST_STREAM, left(have_rdm ? 10 : 0), &at) == 0)
-		test_stream(opt.stream_bytes);
+	if (wait_service(SVC, opt.stream_inst, opt.stream_inst, left(have_rdm ? 10 : 0), &at) == 0)
+		test_stream("stream", opt.stream_inst, opt.stream_bytes);
 	else
-		result("stream", 0, "{%u,%u} not published", SVC, INST_STREAM);
-	if (wait_service(SVC, INST_SEQPACKET, INST_SEQPACKET, left(have_rdm ? 10 : 0), &at) == 0)
-		test_seqpacket();
-	else
-		result("seqpacket", 0, "{%u,%u} not published", SVC, INST_SEQPACKET);
+		result("stream", 0, "{%u,%u} not published", SVC, opt.stream_inst);
+	if (opt.seq_inst != 0) {
+		if (wait_service(SVC, opt.seq_inst, opt.seq_inst, left(have_rdm ? 10 : 0), &at) == 0)
+			test_seqpacket("seqpacket", opt.seq_inst);
+		else
+			result("seqpacket", 0, "{%u,%u} not published", SVC, opt.seq_inst);
+	}
 	watch_drain();
 	say("SUMMARY role=client ok=%d fail=%d", n_ok, n_fail);
+	return n_fail ? 1 : 0;
+}
+
+/* ---------------------------------------------------------- conn role */
+
+/*
+ * The abort test: connects to the stream service {SVC, inst}, checks one
+ * echo, prints HOLD, then waits (at most `secs`) for the connection to end
+ * without anything sent: the host kills the peer after HOLD. The result says
+ * how it ended: ECONNRESET for an abort (the peer's socket vanished), "eof"
+ * for an orderly shutdown.
+ */
+static void test_abort(uint32_t inst, double secs)
+{
+	static unsigned char out[1000], in[MAX_MSG + 1];
+	char why[200], pb[32] = "?";
+	struct sockaddr_tipc peer;
+	socklen_t plen = sizeof(peer);
+	uint32_t seq = next_seq++;
+	double t_hold, end;
+	int sd = connect_service(SOCK_STREAM, inst, why, sizeof(why));
+
+	if (sd < 0) {
+		result("abort", 0, "%s", why);
+		return;
+	}
+	fill(out, sizeof(out), seq);
+	if (send_all(sd, (char *)out, sizeof(out)) < 0 ||
+	    recv_exact(sd, in, sizeof(out), uptime() + 10) < 0 ||
+	    memcmp(in, out, sizeof(out)) != 0) {
+		result("abort", 0, "the first %zu bytes were not echoed intact", sizeof(out));
+		close(sd);
+		return;
+	}
+	if (getpeername(sd, (struct sockaddr *)&peer, &plen) == 0)
+		sockstr(&peer.addr.id, pb, sizeof(pb));
+	say("HOLD kind=stream service=%u,%u peer=%s", SVC, inst, pb);
+	t_hold = uptime();
+	end = t_hold + secs;
+	for (;;) {
+		struct pollfd p = { .fd = sd, .events = POLLIN };
+		double l = end - uptime();
+		ssize_t r;
+
+		if (l <= 0 || poll(&p, 1, ms(l)) == 0) {
+			result("abort", 0, "the connection to %s did not end within %.0f s", pb, secs);
+			break;
+		}
+		r = recv(sd, in, sizeof(in), MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r > 0) {
+			result("abort", 0, "%zd unexpected bytes from %s", r, pb);
+			break;
+		}
+		result("abort", 1, "end=%s errno=%d peer=%s held_s=%.3f",
+		       r == 0 ? "eof" : strerror(errno), r == 0 ? 0 : errno, pb, uptime() - t_hold);
+		break;
+	}
+	close(sd);
+}
+
+/*
+ * The subscriber to another node's topology server (`peer=`): waits until
+ * that node is up, connects to its {1,1} over the network (retrying, within
+ * `wait`), subscribes to {SVC,0,~0} with TIPC_SUB_PORTS and prints every event
+ * as `RTOPO ...`, checking that each carries our subscription back unchanged.
+ * Runs until `until`.
+ */
+static int role_rtopo(void)
+{
+	struct tipc_subscr sent;
+	char why[120] = "", first[120] = "";
+	double t0 = uptime(), end = t0 + left(opt.wait);
+	int sd = -1, tries = 0;
+
+	if (wait_service(TIPC_NODE_STATE, opt.peer, opt.peer, left(opt.wait), NULL) < 0) {
+		say("RTOPO ERROR node %08x not up within %.0f s", opt.peer, uptime() - t0);
+		return 1;
+	}
+	while (sd < 0 && uptime() < end) {
+		tries++;
+		sd = topo_open_at(opt.peer, end - uptime() < 5 ? end - uptime() : 5, why,
+				  sizeof(why));
+		if (sd < 0) {
+			if (!first[0])
+				snprintf(first, sizeof(first), "%s", why);
+			poll(NULL, 0, 500);
+		}
+	}
+	if (sd < 0) {
+		say("RTOPO ERROR tries=%d first: %s last: %s", tries, first, why);
+		return 1;
+	}
+	if (topo_subscribe_as(sd, SVC, 0, ~0u, TIPC_SUB_PORTS, TIPC_WAIT_FOREVER, &sent) < 0) {
+		close(sd);
+		return 1;
+	}
+	say("RTOPO READY node=%08x subscription=%u,0,%u tries=%d%s%s", opt.peer, SVC, ~0u, tries,
+	    first[0] ? " first_error=" : "", first);
+	for (;;) {
+		struct pollfd p = { .fd = sd, .events = POLLIN };
+		struct tipc_event ev;
+		double l = left(-1);
+		ssize_t r;
+
+		if (l <= 0)
+			break;
+		if (poll(&p, 1, ms(l)) <= 0)
+			continue;
+		r = recv(sd, &ev, sizeof(ev), MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r != (ssize_t)sizeof(ev)) {
+			say("RTOPO ERROR recv: %s", r < 0 ? strerror(errno) :
+			    r == 0 ? "the server closed the connection" : "not a 48-byte event");
+			close(sd);
+			return 1;
+		}
+		if (memcmp(&ev.s, &sent, sizeof(sent)) != 0)
+			say("RTOPO ERROR event %u does not carry the subscription back: "
+			    "{%u,%u,%u} timeout=%u filter=%u", ev.event, ev.s.seq.type,
+			    ev.s.seq.lower, ev.s.seq.upper, ev.s.timeout, ev.s.filter);
+		topo_print("RTOPO", &ev);
+	}
+	close(sd);
+	return 0;
+}
+
+static pid_t spawn_role(int (*fn)(void))
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int rc = fn();
+
+		_exit(rc & 0xff);
+	}
+	if (pid < 0)
+		say("ERROR fork: %s", strerror(errno));
+	return pid;
+}
+
+/* Waits for the processes (they end by `until`), then kills what is left. */
+static void reap(pid_t *pids, int n)
+{
+	for (;;) {
+		int alive = 0;
+
+		for (int i = 0; i < n; i++) {
+			pid_t r;
+
+			if (pids[i] <= 0)
+				continue;
+			r = waitpid(pids[i], NULL, WNOHANG);
+			if (r == pids[i] || (r < 0 && errno != EINTR))
+				pids[i] = -1;
+			else
+				alive++;
+		}
+		if (!alive)
+			return;
+		if (left(-1) <= 0) {
+			for (int i = 0; i < n; i++) {
+				if (pids[i] > 0) {
+					kill(pids[i], SIGKILL);
+					waitpid(pids[i], NULL, 0);
+				}
+			}
+			return;
+		}
+		poll(NULL, 0, ms(left(0.2)));
+	}
+}
+
+/*
+ * Connections and topology against another node (utipc): the echo role with
+ * {SVC,0,~0} tracking runs in one process, the `peer=` topology subscriber in
+ * another; this one binds {SVC,bind_inst}, runs the stream, seqpacket and
+ * abort tests, then unbinds and prints SUMMARY.
+ */
+static int role_conn(void)
+{
+	pid_t kids[2] = { -1, -1 };
+	struct tipc_socket_addr at;
+	double t0;
+	int bsd = -1;
+
+	opt.svc_topo = 1;
+	kids[0] = spawn_role(role_echo);
+	if (opt.peer)
+		kids[1] = spawn_role(role_rtopo);
+	if (opt.bind_inst) {
+		struct sockaddr_tipc a;
+		socklen_t len = sizeof(a);
+		char pb[32] = "?";
+
+		bsd = open_bound(SOCK_RDM, SVC, opt.bind_inst, opt.bind_inst);
+		if (bsd >= 0 && getsockname(bsd, (struct sockaddr *)&a, &len) == 0)
+			sockstr(&a.addr.id, pb, sizeof(pb));
+		if (bsd >= 0)
+			say("BIND type=%u lower=%u upper=%u port=%s", SVC, opt.bind_inst,
+			    opt.bind_inst, pb);
+	}
+	say("READY role=conn stream=%u,%u seqpacket=%u,%u abort=%u,%u peer=%08x", SVC,
+	    opt.stream_inst, SVC, opt.seq_inst, SVC, opt.abort_inst, opt.peer);
+	t0 = uptime();
+	if (wait_service(SVC, opt.stream_inst, opt.stream_inst, left(opt.wait), &at) == 0)
+		test_stream("stream", opt.stream_inst, opt.stream_bytes);
+	else
+		result("stream", 0, "{%u,%u} not published within %.0f s", SVC, opt.stream_inst,
+		       uptime() - t0);
+	if (opt.seq_inst != 0) {
+		if (wait_service(SVC, opt.seq_inst, opt.seq_inst, left(10), &at) == 0)
+			test_seqpacket("seqpacket", opt.seq_inst);
+		else
+			result("seqpacket", 0, "{%u,%u} not published", SVC, opt.seq_inst);
+	}
+	if (opt.abort_inst != 0) {
+		if (wait_service(SVC, opt.abort_inst, opt.abort_inst, left(10), &at) == 0)
+			test_abort(opt.abort_inst, left(opt.wait));
+		else
+			result("abort", 0, "{%u,%u} not published", SVC, opt.abort_inst);
+	}
+	if (bsd >= 0) {
+		/* the line first: every withdrawal event comes after it */
+		say("UNBIND type=%u lower=%u upper=%u", SVC, opt.bind_inst, opt.bind_inst);
+		close(bsd);
+	}
+	say("SUMMARY role=conn ok=%d fail=%d", n_ok, n_fail);
+	reap(kids, 2);
 	return n_fail ? 1 : 0;
 }
 
@@ -1214,6 +1505,18 @@ static int parse_opt(const char *kv)
 		opt.quiet = v != 0;
 	else if (!strcmp(key, "linger"))
 		opt.linger = v;
+	else if (!strcmp(key, "svc_topo"))
+		opt.svc_topo = v != 0;
+	else if (!strcmp(key, "peer") && v >= 1 && v <= 4294967295.0 && v == (uint32_t)v)
+		opt.peer = (uint32_t)v;
+	else if (!strcmp(key, "stream_inst") && v >= 0 && v <= 4294967295.0)
+		opt.stream_inst = (uint32_t)v;
+	else if (!strcmp(key, "seq_inst") && v >= 0 && v <= 4294967295.0)
+		opt.seq_inst = (uint32_t)v;
+	else if (!strcmp(key, "abort_inst") && v >= 0 && v <= 4294967295.0)
+		opt.abort_inst = (uint32_t)v;
+	else if (!strcmp(key, "bind_inst") && v >= 0 && v <= 4294967295.0)
+		opt.bind_inst = (uint32_t)v;
 	else
 		return -1;
 	return 0;
@@ -1225,7 +1528,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 2) {
-		say("ERROR usage: ktpeer addr|echo|client|topo|idle|status [key=value ...]");
+		say("ERROR usage: ktpeer addr|echo|client|conn|topo|idle|status [key=value ...]");
 		return 2;
 	}
 	role = argv[1];
@@ -1245,6 +1548,8 @@ int main(int argc, char **argv)
 		rc = role_echo();
 	else if (!strcmp(role, "client"))
 		rc = role_client();
+	else if (!strcmp(role, "conn"))
+		rc = role_conn();
 	else if (!strcmp(role, "topo"))
 		rc = role_topo();
 	else if (!strcmp(role, "idle") || !strcmp(role, "status"))
