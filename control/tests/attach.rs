@@ -682,3 +682,60 @@ fn losing_the_peer_node_aborts_its_connections() {
     );
     drop(cb);
 }
+
+/// Two threads of one client wait at once: one for a message that never comes, one for the
+/// replies of a ping-pong. Whichever thread sleeps on the attach socket may drain the other's
+/// data; the other must be woken at once, not at its next timed re-check (20 ms).
+#[test]
+fn threads_of_one_client_wake_each_other() {
+    let Some((_a, _b, tmp, _d)) = setup_one("threads_wake") else {
+        return;
+    };
+    let server = Client::attach_with(&ClientOptions {
+        run_dir: Some(tmp.path().to_owned()),
+        idle: IdleMode::Block,
+    })
+    .expect("attach");
+    let idle_sock = server.socket(SocketKind::Rdm).expect("socket");
+    let echo = server.socket(SocketKind::Rdm).expect("socket");
+    let echo_addr = echo.local_addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let idle_thread = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            idle_sock.set_read_timeout(Some(Duration::from_millis(100)));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = idle_sock.recv();
+            }
+        })
+    };
+    let echo_thread = std::thread::spawn(move || {
+        echo.set_read_timeout(Some(LONG));
+        for _ in 0..50 {
+            let m = echo.recv().expect("echo recv");
+            echo.send_to(m.from, &m.data).expect("echo send");
+        }
+    });
+    let pinger = attach(tmp.path());
+    let p = pinger.socket(SocketKind::Rdm).expect("socket");
+    p.set_read_timeout(Some(LONG));
+    // Let the idle thread fall asleep first.
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    for i in 0..50u32 {
+        p.send_to(echo_addr, &i.to_be_bytes()).expect("send");
+        assert_eq!(p.recv().expect("reply").data, i.to_be_bytes());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let took = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    echo_thread.join().expect("echo");
+    idle_thread.join().expect("idle");
+    eprintln!(
+        "50 round trips with a second waiting thread: {} ms",
+        took.as_millis()
+    );
+    // Missed wake-ups cost up to 20 ms each (about a second for 50); woken at once, the 50
+    // round trips take the 50 ms of sleeps plus a little. The bound is generous on purpose.
+    assert!(took < Duration::from_millis(600), "{took:?}");
+}
