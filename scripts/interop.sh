@@ -6,7 +6,8 @@
 #   eth        interop_eth: Ethernet bearer (AF_PACKET), tests a-e
 #   udp        interop_udp_multicast: UDP bearer, multicast discovery, tests a-e
 #   replicast  interop_udp_replicast: UDP bearer with configured peers (remote= / remoteip)
-#   (none)     all three, one after the other (about 100 s)
+#   conn       interop_conn_topology: connections and topology subscriptions through utipcd
+#   (none)     all four, one after the other (about 110 s)
 #   --release  build and run optimised (the RTTs then show less of utipc's debug build)
 #   --keep     keep every log, capture and decoded capture (a failing test always keeps them)
 #
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
     eth) filters+=(interop_eth) ;;
     udp) filters+=(interop_udp_multicast) ;;
     replicast) filters+=(interop_udp_replicast) ;;
+    conn) filters+=(interop_conn_topology) ;;
     -h | --help)
         sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
         exit 0
@@ -47,5 +49,7 @@ rc=${PIPESTATUS[0]}
 set -e
 echo
 echo "== measurements (also in $log)"
-grep -E '^\[interop\]' "$log" | grep -E 'ping|SIG|after qemu start|SUMMARY|decode|without reset|done in' || true
+grep -E '^\[interop\]' "$log" |
+    grep -E 'ping|SIG|after qemu start|SUMMARY|decode|without reset|done in|^\[interop\] *(i|ii|iii|iv|v)\.' ||
+    true
 exit "$rc"
