@@ -739,3 +739,141 @@ fn threads_of_one_client_wake_each_other() {
     // round trips take the 50 ms of sleeps plus a little. The bound is generous on purpose.
     assert!(took < Duration::from_millis(600), "{took:?}");
 }
+
+/// Embedded mode: a whole node inside this process (in namespace a) with the same client
+/// API, talking to an application on a utipcd (namespace b); node and link tracking through
+/// the embedded node's topology server see the daemon's node and link come and go.
+#[test]
+fn embedded_node_with_the_same_api() {
+    if !netns_available("embedded") {
+        return;
+    }
+    let (a, b) = match pair(PREFIX) {
+        Ok(p) => p,
+        Err(why) => return skip_or_fail("embedded", &why),
+    };
+    let tmp = TempDir::new(PREFIX, "embedded");
+    let db = tmp.path().join("b");
+    let mut b_proc = daemon("utatemb", &b, &db, "udp:veth0");
+    let server = attach(&db);
+    let echo = server.socket(SocketKind::Rdm).expect("socket");
+    echo.bind(ServiceRange::single(7500, 1), Scope::Cluster)
+        .expect("bind");
+    let echo_thread = std::thread::spawn(move || {
+        echo.set_read_timeout(Some(LONG));
+        for _ in 0..10 {
+            let m = echo.recv().expect("echo recv");
+            echo.send_to(m.from, &m.data).expect("echo send");
+        }
+        echo
+    });
+    let b_addr = server.node();
+    let (node_events, link_events) = a.run(move || {
+        let mut opts = utipc_control::config::NodeOptions::default();
+        opts.bearers
+            .push(utipc_control::config::BearerSpec::parse("udp:veth0").expect("bearer"));
+        opts.id = Some("utatemba".parse().expect("id"));
+        let node = utipc_control::embedded::EmbeddedNode::start(&opts, IdleMode::Backoff)
+            .expect("embedded node");
+        let c = node.client().clone();
+        let nodes = Topology::connect(&c).expect("topology");
+        nodes
+            .subscribe(ServiceRange::new(0, 0, u32::MAX), Filter::PORTS, None, 0)
+            .expect("subscribe nodes");
+        let links = Topology::connect(&c).expect("topology");
+        links
+            .subscribe(ServiceRange::new(2, 0, u32::MAX), Filter::PORTS, None, 2)
+            .expect("subscribe links");
+        let s = c.socket(SocketKind::Rdm).expect("socket");
+        s.set_read_timeout(Some(LONG));
+        let deadline = Instant::now() + LONG;
+        for i in 0..10u32 {
+            loop {
+                match s.send_to(ServiceAddr::new(7500, 1), &i.to_be_bytes()) {
+                    Ok(()) => break,
+                    Err(Error::Status(Status::NoRoute | Status::NotReady))
+                        if Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+            assert_eq!(s.recv().expect("echo").data, i.to_be_bytes());
+        }
+        // Collect node/link events: the daemon's node and the link appear...
+        let mut n_ev = Vec::new();
+        let mut l_ev = Vec::new();
+        for (t, v) in [(&nodes, &mut n_ev), (&links, &mut l_ev)] {
+            t.socket()
+                .set_read_timeout(Some(Duration::from_millis(300)));
+            while let Ok(e) = t.next_event() {
+                v.push((e.kind, e.found_lower));
+            }
+        }
+        // ... and go when the daemon is killed.
+        b_proc.signal(libc::SIGKILL);
+        for (t, v) in [(&nodes, &mut n_ev), (&links, &mut l_ev)] {
+            t.socket().set_read_timeout(Some(LONG));
+            let e = t.next_event().expect("withdrawal");
+            v.push((e.kind, e.found_lower));
+        }
+        node.stop();
+        (n_ev, l_ev)
+    });
+    let _ = echo_thread.join();
+    assert!(
+        node_events.contains(&(EventKind::Published, b_addr)),
+        "{node_events:?}"
+    );
+    assert_eq!(
+        node_events.last(),
+        Some(&(EventKind::Withdrawn, b_addr)),
+        "{node_events:?}"
+    );
+    assert!(
+        link_events.contains(&(EventKind::Published, b_addr)),
+        "{link_events:?}"
+    );
+    assert_eq!(
+        link_events.last(),
+        Some(&(EventKind::Withdrawn, b_addr)),
+        "{link_events:?}"
+    );
+}
+
+/// Subscription timeout and cancel through the client API; the SERVICE filter reports a
+/// range's first binding only.
+#[test]
+fn subscription_timeout_cancel_and_service_filter() {
+    let Some((_a, _b, tmp, _d)) = setup_one("sub_timeout") else {
+        return;
+    };
+    let c = attach(tmp.path());
+    let topo = Topology::connect(&c).expect("topology");
+    topo.socket().set_read_timeout(Some(LONG));
+    // SERVICE: two sockets bound to the same range give one event.
+    let r = ServiceRange::new(7600, 1, 1);
+    topo.subscribe(r, Filter::SERVICE, None, 1)
+        .expect("subscribe");
+    let s1 = c.socket(SocketKind::Rdm).expect("socket");
+    let s2 = c.socket(SocketKind::Rdm).expect("socket");
+    s1.bind(r, Scope::Cluster).expect("bind");
+    s2.bind(r, Scope::Cluster).expect("bind");
+    let e = topo.next_event().expect("event");
+    assert_eq!((e.kind, e.handle), (EventKind::Published, 1));
+    // Cancelled: no event for a later binding of its range.
+    topo.cancel(r, Filter::SERVICE, None, 1).expect("cancel");
+    // A timeout: TIMEOUT after ~100 ms with the subscribed range and port 0.
+    let t = ServiceRange::new(7601, 0, 9);
+    let t0 = Instant::now();
+    topo.subscribe(t, Filter::PORTS, Some(Duration::from_millis(100)), 2)
+        .expect("subscribe");
+    drop(s1);
+    drop(s2);
+    let e = topo.next_event().expect("timeout");
+    assert_eq!(e.kind, EventKind::Timeout, "{e:?}");
+    assert_eq!((e.found_lower, e.found_upper, e.port.port), (0, 9, 0));
+    assert_eq!(e.handle, 2);
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+}
