@@ -206,6 +206,9 @@ pub fn start(opts: &NodeOptions, seed: u64) -> Result<NodeRuntime, SetupError> {
         None => derived_id(&opened[0].bearer.local_addr()),
     };
     let mut cfg = NodeConfig::new(id, seed);
+    // Messages sent within one duty cycle leave as one bundle per peer (receivers, kernels
+    // included, accept bundles at any time); a lone message still leaves at once.
+    cfg.bundle_bursts = true;
     cfg.net_id = opts.net_id;
     let mut rt = NodeRuntime::new(Node::new(cfg));
     for (i, o) in opened.into_iter().enumerate() {

@@ -754,7 +754,7 @@ fn embedded_node_with_the_same_api() {
     };
     let tmp = TempDir::new(PREFIX, "embedded");
     let db = tmp.path().join("b");
-    let mut b_proc = daemon("utatemb", &b, &db, "udp:veth0");
+    let b_proc = daemon("utatemb", &b, &db, "udp:veth0");
     let server = attach(&db);
     let echo = server.socket(SocketKind::Rdm).expect("socket");
     echo.bind(ServiceRange::single(7500, 1), Scope::Cluster)

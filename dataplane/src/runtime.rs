@@ -69,7 +69,11 @@ pub struct RuntimeStats {
 pub struct NodeRuntime {
     node: Node,
     bearers: Vec<Option<Box<dyn Bearer + Send>>>,
+    /// The slots of `bearers` that hold one, in order: the duty cycle visits only these.
+    active: Vec<usize>,
     clock: Clock,
+    /// The clock reading of the current duty cycle.
+    cycle_now: Instant,
     scratch: Vec<u8>,
     ready: Vec<bool>,
     stats: RuntimeStats,
@@ -87,7 +91,9 @@ impl NodeRuntime {
         Self {
             node,
             bearers: (0..MAX_BEARERS).map(|_| None).collect(),
+            active: Vec::new(),
             clock: Clock::new(),
+            cycle_now: Instant::ZERO,
             scratch: vec![0u8; MAX_MSG_SIZE + 64],
             ready: Vec::new(),
             stats: RuntimeStats::default(),
@@ -146,20 +152,60 @@ impl NodeRuntime {
         }
         let now = self.clock.now();
         let id = self.node.add_bearer(now, cfg)?;
-        if let Some(slot) = self.bearers.get_mut(usize::from(id.0)) {
+        let i = usize::from(id.0);
+        if let Some(slot) = self.bearers.get_mut(i) {
             *slot = Some(bearer);
+            if !self.active.contains(&i) {
+                self.active.push(i);
+                self.active.sort_unstable();
+            }
         }
         self.flush();
         Ok(id)
     }
 
-    /// Sends everything the node has queued.
+    /// Sends everything the node has queued, after running the node's timers if one is due —
+    /// which includes messages a link holds back to bundle them with others sent at the same
+    /// instant (`LinkConfig::bundle_bursts` in the core): they leave with this flush too.
     pub fn flush(&mut self) {
+        let now = self.clock.now();
+        self.flush_at(now);
+    }
+
+    /// [`NodeRuntime::flush`] with the caller's reading of the clock (one reading per duty
+    /// cycle, e.g. [`NodeRuntime::cycle_now`], saves one per flush).
+    pub fn flush_at(&mut self, now: Instant) {
+        self.run_due_timers(now);
+        self.send_queued();
+    }
+
+    /// The clock reading of the last [`NodeRuntime::do_work`] or [`NodeRuntime::poll`]: the
+    /// "now" of the current duty cycle, for commands issued in it (messages handed to the
+    /// node at one instant may be bundled, see [`NodeRuntime::flush`]).
+    pub fn cycle_now(&self) -> Instant {
+        self.cycle_now
+    }
+
+    /// Runs the node's timers if one is due at `now`; returns whether it did.
+    fn run_due_timers(&mut self, now: Instant) -> bool {
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle_timeout(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Hands every packet the node has queued to its bearer, then lets each bearer push out
+    /// what it buffered (one kick per bearer, not one per packet).
+    fn send_queued(&mut self) {
         while let Some(t) = self.node.poll_transmit() {
             self.transmit(t);
         }
-        for b in self.bearers.iter_mut().flatten() {
-            if b.flush().is_err() {
+        for &i in &self.active {
+            if let Some(Some(b)) = self.bearers.get_mut(i)
+                && b.flush().is_err()
+            {
                 self.stats.tx_errors += 1;
             }
         }
@@ -180,16 +226,16 @@ impl NodeRuntime {
     /// readable, in order.
     pub fn poll(&mut self, max_wait: Duration, extra: &[BorrowedFd<'_>]) -> io::Result<Vec<bool>> {
         self.stats.cycles += 1;
-        self.flush();
         let now = self.clock.now();
+        self.cycle_now = now;
+        self.run_due_timers(now);
+        self.send_queued();
         let wait = match self.node.poll_timeout() {
             Some(t) if t <= now => Duration::ZERO,
             Some(t) => (t - now).min(max_wait),
             None => max_wait,
         };
-        let ids: Vec<usize> = (0..self.bearers.len())
-            .filter(|&i| self.bearers[i].is_some())
-            .collect();
+        let ids = self.active.clone();
         let mut ready = std::mem::take(&mut self.ready);
         {
             let mut fds: Vec<BorrowedFd<'_>> = ids
@@ -200,16 +246,15 @@ impl NodeRuntime {
             sys::poll_many(&fds, wait, &mut ready)?;
         }
         let now = self.clock.now();
+        self.cycle_now = now;
         for (k, &i) in ids.iter().enumerate() {
             if !ready.get(k).copied().unwrap_or(false) {
                 continue;
             }
             self.drain_bearer(now, i);
         }
-        if self.node.poll_timeout().is_some_and(|t| t <= now) {
-            self.node.handle_timeout(now);
-        }
-        self.flush();
+        self.run_due_timers(now);
+        self.send_queued();
         let extra_ready = ready.get(ids.len()..).unwrap_or(&[]).to_vec();
         self.ready = ready;
         Ok(extra_ready)
@@ -252,7 +297,7 @@ impl NodeRuntime {
     pub fn shutdown(&mut self) {
         let now = self.clock.now();
         self.node.shutdown(now);
-        self.flush();
+        self.send_queued();
     }
 
     /// One non-blocking cycle, the duty cycle of the poll-mode engine (`crate::engine`): read
@@ -266,15 +311,13 @@ impl NodeRuntime {
         self.stats.cycles += 1;
         let before = self.stats;
         let now = self.clock.now();
-        for i in 0..self.bearers.len() {
+        self.cycle_now = now;
+        for k in 0..self.active.len() {
+            let i = self.active[k];
             self.drain_bearer(now, i);
         }
-        let mut timers = 0u64;
-        if self.node.poll_timeout().is_some_and(|t| t <= now) {
-            self.node.handle_timeout(now);
-            timers = 1;
-        }
-        self.flush();
+        let timers = u64::from(self.run_due_timers(now));
+        self.send_queued();
         let after = self.stats;
         let work = (after.rx_frames - before.rx_frames)
             + (after.tx_frames - before.tx_frames)
@@ -287,7 +330,12 @@ impl NodeRuntime {
     /// Appends the descriptors an idle runtime waits on (one per bearer) to `fds`. Borrowed:
     /// they stay open as long as the runtime (bearers are never removed).
     pub fn wait_fds(&self, fds: &mut Vec<std::os::fd::RawFd>) {
-        fds.extend(self.bearers.iter().flatten().map(|b| b.raw_fd()));
+        fds.extend(
+            self.active
+                .iter()
+                .filter_map(|&i| self.bearers.get(i)?.as_ref())
+                .map(|b| b.raw_fd()),
+        );
     }
 
     /// How long from now until the node's next timer falls due (zero if it is due), or `None`

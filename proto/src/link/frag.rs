@@ -11,9 +11,16 @@
 
 use crate::wire::common::{Common, Internal};
 use crate::wire::fragmenter::{FragType, FragmentRepr};
-use crate::wire::{INT_H_SIZE, Packet};
+use crate::wire::{Field, INT_H_SIZE, Packet};
+
+/// `w0[0:16]`: message size.
+const SIZE: Field = Field::new(0, 0, 17);
 
 /// Cuts `msg` into fragments of at most `mss` bytes.
+///
+/// Each fragment is one allocation of exactly its size, written once: the 40-byte header is
+/// built on the stack (with no payload, then given the fragment's size) and the chunk copied
+/// behind it, with no zero-filling first.
 ///
 /// `None` when the MSS leaves no room for data or the message would need more fragments than
 /// the 16-bit fragment number can count; the caller reports the message as too large.
@@ -47,15 +54,20 @@ pub(super) fn fragment(
                 orig_node: own_addr,
                 dest_node,
                 extra_header: &[],
-                payload: part,
+                payload: &[],
             },
             msg_type,
             frag_no: u16::try_from(i + 1).ok()?,
             frag_count: 0,
             importance,
         };
-        let mut buf = vec![0; repr.buffer_len()];
-        repr.emit(&mut Packet::new_unchecked(&mut buf[..])).ok()?;
+        let mut header = [0u8; INT_H_SIZE];
+        let mut p = Packet::new_unchecked(&mut header[..]);
+        repr.emit(&mut p).ok()?;
+        p.set(SIZE, u32::try_from(INT_H_SIZE + part.len()).ok()?);
+        let mut buf = Vec::with_capacity(INT_H_SIZE + part.len());
+        buf.extend_from_slice(&header);
+        buf.extend_from_slice(part);
         out.push(buf);
     }
     Some(out)
@@ -88,6 +100,45 @@ mod tests {
             whole = r.push(f).expect("in place");
         }
         assert_eq!(whole, Some(msg));
+    }
+
+    #[test]
+    fn fragments_are_what_a_full_emit_writes() {
+        let mut msg = vec![0u8; 40 + 5000];
+        msg[..4].copy_from_slice(&(0x4000_0000u32 | (10 << 21) | 5040).to_be_bytes());
+        for (i, b) in msg.iter_mut().enumerate().skip(40) {
+            *b = (i * 7) as u8;
+        }
+        let frags = fragment(&msg, 1428, 0x0102_0304, 0x0506_0708, 3).expect("fragments");
+        let chunks: Vec<&[u8]> = msg.chunks(1388).collect();
+        assert_eq!(frags.len(), chunks.len());
+        for (i, (f, part)) in frags.iter().zip(&chunks).enumerate() {
+            let repr = FragmentRepr {
+                base: Internal {
+                    common: Common {
+                        prev_node: 0x0102_0304,
+                        ..Common::default()
+                    },
+                    orig_node: 0x0102_0304,
+                    dest_node: 0x0506_0708,
+                    extra_header: &[],
+                    payload: part,
+                },
+                msg_type: match i {
+                    0 => FragType::First,
+                    i if i + 1 == chunks.len() => FragType::Last,
+                    _ => FragType::Middle,
+                },
+                frag_no: (i + 1) as u16,
+                frag_count: 0,
+                importance: 3,
+            };
+            let mut want = vec![0u8; repr.buffer_len()];
+            repr.emit(&mut Packet::new_unchecked(&mut want[..]))
+                .expect("emits");
+            assert_eq!(f, &want, "fragment {i}");
+            assert_eq!(f.capacity(), f.len(), "one exact allocation");
+        }
     }
 
     #[test]

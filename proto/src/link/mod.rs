@@ -110,6 +110,10 @@ pub struct LinkConfig {
     pub peer_caps: u16,
     /// Session number of the first RESET (random, chosen by the node layer).
     pub initial_session: u16,
+    /// Bundle the data messages handed to [`Link::send`] at one instant even while the window
+    /// has room (see there). Off by default: the kernel bundles only behind a full window, and
+    /// callers that replay kernel traffic expect its packing.
+    pub bundle_bursts: bool,
 }
 
 impl LinkConfig {
@@ -144,6 +148,7 @@ impl LinkConfig {
             own_caps,
             peer_caps,
             initial_session: session,
+            bundle_bursts: false,
         }
     }
 }
@@ -292,6 +297,14 @@ pub struct Link {
     net_plane: u8,
     /// Next timer tick.
     next_tick: Instant,
+    /// The instant of the last data message that went straight out through an open window:
+    /// further data messages handed over at that same instant are held back and bundled (see
+    /// [`Link::send`]).
+    burst_at: Option<Instant>,
+    /// Since when data messages are held back in the backlog for bundling although the window
+    /// has room; [`Link::poll_timeout`] reports this instant (already due), and the next
+    /// [`Link::handle_timeout`], like any ack, sends them.
+    corked_since: Option<Instant>,
     /// Timer ticks since the peer was last heard from (spec §5.6).
     silent_intv_cnt: u32,
     /// Timer ticks spent in RESET (RESET_MSG repetition, spec §5.3).
@@ -331,6 +344,8 @@ impl Link {
             priority,
             net_plane: cfg.bearer_id & 7,
             next_tick: now,
+            burst_at: None,
+            corked_since: None,
             silent_intv_cnt: 0,
             rst_cnt: 0,
             checkpoint: None,
@@ -443,9 +458,19 @@ impl Link {
     }
 
     /// When [`Link::handle_timeout`] wants to be called next. Always set: the timer runs in
-    /// every state.
+    /// every state. While messages are held back for bundling (see [`Link::send`]) this is the
+    /// instant they were, so it is already due: the caller's next timer run sends them.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_tick)
+        Some(match self.corked_since {
+            Some(t) => t.min(self.next_tick),
+            None => self.next_tick,
+        })
+    }
+
+    /// Whether data messages are being held back for bundling until the next
+    /// [`Link::handle_timeout`] (see [`Link::send`]).
+    pub fn is_corked(&self) -> bool {
+        self.corked_since.is_some()
     }
 
     /// Packets of `importance` (0–3 data, 4 system) waiting for room in the send window.
@@ -473,6 +498,17 @@ impl Link {
     /// than the MSS (spec §5.12), bundled when it has to wait in the backlog (spec §5.11), and
     /// transmitted as far as the window allows. `w3` is set to our address; ack, seqno and
     /// broadcast ack are stamped when each packet enters the transmit queue.
+    ///
+    /// **Bundling of bursts** ([`LinkConfig::bundle_bursts`]). The kernel bundles only when
+    /// the send window is full. With this option the endpoint also bundles the data messages
+    /// (importance 0–3, not fragmented) handed over *at the same instant* `now` — a caller
+    /// that reads its clock once per duty cycle hands over a cycle's messages at one instant.
+    /// The first goes out at once, as always; the following ones wait in the backlog, where
+    /// they are bundled, and [`Link::poll_timeout`] turns due at once, so the caller's next
+    /// timer run (or an ack) sends them. A lone message is never delayed, and a burst costs a
+    /// few frames instead of one per message. Receivers, the kernel's included, accept bundles
+    /// at any time, so this changes nothing on the wire but the packing. Internal messages
+    /// (name distribution, connection management) are sent as the kernel sends them.
     ///
     /// A full data backlog refuses the message ([`SendError::Congested`]); a full system
     /// backlog also takes the link down, as the kernel's node layer does (spec §5.5).
@@ -515,27 +551,45 @@ impl Link {
         }
         Packet::new_unchecked(&mut msg[..]).set_prev_node(self.cfg.own_addr);
         let mss = self.mss() as usize;
-        let packets = if msg.len() > mss {
+        let stamp = self.stamp(bc);
+        let (sent, burst, cork) = if msg.len() > mss {
             let frags = frag::fragment(&msg, mss, self.cfg.own_addr, dest_node, importance as u8)
                 .ok_or(SendError::TooLarge)?;
             self.stats.sent_fragmented += 1;
             self.stats.sent_fragments += frags.len() as u64;
-            frags
+            let sent = self.tx.enqueue(
+                frags,
+                importance,
+                mss,
+                self.cfg.peer_addr,
+                stamp,
+                false,
+                &mut out.transmit,
+                &mut self.stats,
+            );
+            (sent, false, false)
         } else {
-            vec![msg]
+            let burst = importance < SYSTEM_IMPORTANCE;
+            let cork = burst && self.cfg.bundle_bursts && self.burst_at == Some(now);
+            let sent = self.tx.enqueue(
+                core::iter::once(msg),
+                importance,
+                mss,
+                self.cfg.peer_addr,
+                stamp,
+                cork,
+                &mut out.transmit,
+                &mut self.stats,
+            );
+            (sent, burst, cork)
         };
-        let stamp = self.stamp(bc);
-        let sent = self.tx.enqueue(
-            packets,
-            importance,
-            mss,
-            self.cfg.peer_addr,
-            stamp,
-            &mut out.transmit,
-            &mut self.stats,
-        );
         if sent > 0 {
             self.rx.rcv_unacked = 0;
+            if burst {
+                self.burst_at = Some(now);
+            }
+        } else if cork {
+            self.corked_since.get_or_insert(now);
         }
         Ok(())
     }
@@ -640,8 +694,10 @@ impl Link {
         }
     }
 
-    /// Moves backlog into the window; sending resets the explicit-ack counter.
+    /// Moves backlog into the window (ending any hold-back for bundling: what does not fit
+    /// waits for acks as usual); sending resets the explicit-ack counter.
     fn advance_backlog(&mut self, bc: &BcastCtx, out: &mut LinkOutput) {
+        self.corked_since = None;
         let stamp = self.stamp(bc);
         if self
             .tx
@@ -708,6 +764,8 @@ impl Link {
         self.session = self.session.wrapping_add(1);
         self.mtu = self.cfg.mtu;
         self.tx.reset();
+        self.burst_at = None;
+        self.corked_since = None;
         self.rx.reset();
         self.reasm.clear();
         self.snd_nxt_state = 1;

@@ -70,7 +70,16 @@ impl Reassembler {
             if data.len() > MAX_MESSAGE {
                 return Err(ReassemblyError::TooLong);
             }
-            self.partial = Some(data.to_vec());
+            // The FIRST fragment starts with the original header, whose size field says how
+            // long the whole message is: one allocation of that size (capped at the largest
+            // legal message) instead of a buffer that grows and moves as fragments arrive.
+            let whole = data
+                .get(..4)
+                .and_then(|w| w.try_into().ok())
+                .map_or(0, |w: [u8; 4]| (u32::from_be_bytes(w) & 0x1_ffff) as usize);
+            let mut buf = Vec::with_capacity(whole.clamp(data.len(), MAX_MESSAGE));
+            buf.extend_from_slice(data);
+            self.partial = Some(buf);
             return Ok(None);
         }
         let Some(buf) = self.partial.as_mut() else {

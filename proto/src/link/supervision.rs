@@ -34,9 +34,13 @@ impl Link {
         u32::try_from(self.tolerance.as_nanos() / intv).unwrap_or(u32::MAX)
     }
 
-    /// Runs the timer if it is due; a call before [`Link::poll_timeout`] does nothing. The next
-    /// tick is one interval after `now`.
+    /// Sends the messages held back for bundling (see [`Link::send`]), then runs the timer if
+    /// it is due; a call before [`Link::poll_timeout`] does nothing. The next tick is one
+    /// interval after `now`.
     pub fn handle_timeout(&mut self, now: Instant, bc: &BcastCtx, out: &mut LinkOutput) {
+        if self.corked_since.is_some() {
+            self.advance_backlog(bc, out);
+        }
         if now < self.next_tick {
             return;
         }

@@ -171,25 +171,29 @@ impl TransmitQueue {
 
     /// Queues the packets of one message (one packet, or its fragments): straight into the
     /// transmit queue while the window allows and nothing waits before them, otherwise into the
-    /// backlog, bundling where possible. Returns how many packets were sent.
+    /// backlog, bundling where possible. With `cork`, a bundleable packet goes to the backlog
+    /// even when the window has room (the link's burst bundling). Returns how many packets
+    /// were sent.
     #[expect(
         clippy::too_many_arguments,
         reason = "plain inputs of one queueing step"
     )]
     pub(super) fn enqueue(
         &mut self,
-        packets: Vec<Vec<u8>>,
+        packets: impl IntoIterator<Item = Vec<u8>>,
         importance: usize,
         mss: usize,
         peer_addr: u32,
         stamp: Stamp,
+        cork: bool,
         out: &mut Vec<Vec<u8>>,
         stats: &mut LinkStats,
     ) -> usize {
         let imp = importance.min(SYSTEM_IMPORTANCE);
         let mut sent = 0;
         for pkt in packets {
-            if self.backlog.is_empty() && self.transmq.len() < usize::from(self.window) {
+            let hold = cork && bundle::bundleable(&pkt, mss);
+            if !hold && self.backlog.is_empty() && self.transmq.len() < usize::from(self.window) {
                 self.push_transmit(pkt, stamp, out, stats);
                 sent += 1;
                 continue;
@@ -460,7 +464,7 @@ mod tests {
         let mut st = LinkStats::default();
         let mut out = Vec::new();
         for _ in 0..6 {
-            q.enqueue(vec![msg(1000)], 0, 1428, 2, STAMP, &mut out, &mut st);
+            q.enqueue(vec![msg(1000)], 0, 1428, 2, STAMP, false, &mut out, &mut st);
         }
         assert_eq!(seqnos(&out), [1, 2, 3, 4]);
         assert_eq!((q.transmit_len(), q.backlog_len(0)), (4, 2));
@@ -524,7 +528,7 @@ mod tests {
         let mut q = TransmitQueue::new(50, 100, 1500);
         let mut st = LinkStats::default();
         let mut out = Vec::new();
-        q.enqueue(vec![msg(100)], 0, 1428, 2, STAMP, &mut out, &mut st);
+        q.enqueue(vec![msg(100)], 0, 1428, 2, STAMP, false, &mut out, &mut st);
         let tol = Duration::from_millis(100);
         let t0 = Instant::from_millis(5);
         assert!(
@@ -550,7 +554,7 @@ mod tests {
         let mut st = LinkStats::default();
         let mut out = Vec::new();
         for _ in 0..60 {
-            q.enqueue(vec![msg(1000)], 0, 1428, 2, STAMP, &mut out, &mut st);
+            q.enqueue(vec![msg(1000)], 0, 1428, 2, STAMP, false, &mut out, &mut st);
         }
         let now = Instant::ZERO;
         let tol = Duration::from_secs(1);
@@ -570,7 +574,7 @@ mod tests {
         let mut st = LinkStats::default();
         let mut out = Vec::new();
         for _ in 0..5 {
-            q.enqueue(vec![msg(100)], 1, 1428, 2, STAMP, &mut out, &mut st);
+            q.enqueue(vec![msg(100)], 1, 1428, 2, STAMP, false, &mut out, &mut st);
         }
         assert_eq!(out.len(), 1);
         assert_eq!(q.backlog_len(1), 1);

@@ -1488,11 +1488,11 @@ fn lookup_scope_follows_the_lookup_domain() {
     let scope_of_last_data = |p: &Pair, mark: usize| {
         p.sent_by(1, mark)
             .iter()
-            .filter_map(|f| {
+            .rev()
+            .find_map(|f| {
                 let d = DataRepr::parse(&Packet::new_checked(f.as_slice()).ok()?).ok()?;
                 (d.msg_type == DataType::Named).then_some(d.lookup_scope)
             })
-            .last()
     };
     use crate::wire::data::scope;
     for (domain, expect) in [(0, scope::CLUSTER), (ADDRS[0], scope::NODE)] {

@@ -116,6 +116,10 @@ pub struct NodeConfig {
     pub net_hash: Option<u32>,
     /// Fixed initial session for every new link instead of a random one (replays).
     pub link_session: Option<u16>,
+    /// Links bundle the data messages sent at one instant (`LinkConfig::bundle_bursts`): a
+    /// runtime that reads its clock once per duty cycle gets one bundle per cycle and peer
+    /// instead of one frame per message. Off by default (replays expect the kernel's packing).
+    pub bundle_bursts: bool,
 }
 
 impl NodeConfig {
@@ -131,6 +135,7 @@ impl NodeConfig {
             signature: None,
             net_hash: None,
             link_session: None,
+            bundle_bursts: false,
         }
     }
 }
@@ -1143,6 +1148,7 @@ impl Node {
                     lc.tolerance = b.cfg.tolerance;
                     lc.priority = b.cfg.priority;
                     lc.window_max = b.cfg.max_window;
+                    lc.bundle_bursts = self.cfg.bundle_bursts;
                     peer.links[slot] = Some(PeerLink {
                         link: Link::new(lc, now),
                         media,

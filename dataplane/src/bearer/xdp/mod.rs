@@ -258,6 +258,10 @@ pub struct XdpBearer {
     mode: XdpMode,
     fallback_reason: Option<String>,
     need_wakeup: bool,
+    /// Frames were published on the TX ring that the kernel may not have taken yet: set by
+    /// `send`, cleared once a kick (or the kernel by itself) has taken them all. While clear,
+    /// `flush` returns at once — the idle duty cycle costs no ring access.
+    tx_pending: bool,
     stats: BearerStats,
     xdp: XdpCounters,
     /// Something that must live as long as the socket and go after it — in practice the XDP
@@ -441,6 +445,7 @@ impl XdpBearer {
             mode,
             fallback_reason,
             need_wakeup: cfg.need_wakeup,
+            tx_pending: false,
             stats: BearerStats::default(),
             xdp: XdpCounters::default(),
             guard: None,
@@ -711,19 +716,30 @@ impl Bearer for XdpBearer {
             self.tx_free.push(addr);
             return Err(self.ring_full());
         }
+        self.tx_pending = true;
         self.stats.sent(frame.len());
         Ok(())
     }
 
+    /// Kicks the TX ring once for everything sent since the last flush (copy mode moves frames
+    /// only inside that `sendto`, at most 32 per call, so a burst of frames costs one or a few
+    /// calls instead of one per frame). Completed frames are reclaimed here and, lazily, when
+    /// the free list runs dry.
     fn flush(&mut self) -> io::Result<()> {
+        if !self.tx_pending {
+            return Ok(());
+        }
         self.reclaim();
         if self.xsk.tx.outstanding() == 0 {
+            self.tx_pending = false;
             return Ok(());
         }
         if self.need_wakeup && !self.xsk.tx.needs_wakeup() {
             return Ok(());
         }
-        self.kick().map_err(|e| self.stats.send_failed(e))
+        let r = self.kick().map_err(|e| self.stats.send_failed(e));
+        self.tx_pending = self.xsk.tx.outstanding() > 0;
+        r
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, RxMeta)>> {

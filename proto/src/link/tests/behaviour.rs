@@ -1,9 +1,11 @@
 //! One protocol rule at a time, against crafted peer messages.
 
 use super::*;
+use crate::link::bundle;
 use crate::link::harness::data_msg;
 use crate::link::{DownReason, LinkEvent, LinkState, SendError};
 use crate::rand::Rng;
+use crate::wire::User;
 use crate::wire::link_proto::{GapAckBlock, GapAckRecord};
 
 const S: u16 = 100;
@@ -557,6 +559,57 @@ fn congestion() {
 }
 
 #[test]
+fn bursts_are_bundled_when_asked() {
+    let mut cfg = kcfg(K1, K2, S);
+    cfg.bundle_bursts = true;
+    let mut l = up_link_with(cfg, P);
+    let t1 = T0 + Duration::from_millis(1);
+    let msgs: Vec<Vec<u8>> = (0..10).map(|k| data_msg(K1, K2, 0, k, 64)).collect();
+    let mut out = LinkOutput::default();
+    for m in &msgs {
+        l.send(t1, m.clone(), &BC_UP, &mut out).expect("sent");
+    }
+    // The first goes at once; the other nine wait, and the timer is due at once.
+    assert_eq!(seqnos(&out.transmit), [1]);
+    assert!(l.is_corked());
+    assert_eq!(l.poll_timeout(), Some(t1));
+    assert_eq!(l.backlog_len(0), 1, "one bundle");
+    let mut out = LinkOutput::default();
+    l.handle_timeout(t1, &BC_UP, &mut out);
+    assert_eq!(seqnos(&out.transmit), [2]);
+    let b = Packet::new_checked(&out.transmit[0][..]).expect("valid");
+    assert_eq!(User::from(b.user_raw()), User::MsgBundler);
+    let (inner, skipped) = bundle::unbundle(&out.transmit[0]);
+    assert_eq!((inner.as_slice(), skipped), (&msgs[1..], 0));
+    assert!(!l.is_corked());
+    assert_eq!(l.poll_timeout(), Some(T0 + INTV), "back to the link timer");
+    assert_eq!((l.stats().sent_bundles, l.stats().sent_bundled), (1, 9));
+
+    // Another instant: sent at once. At that instant internal messages and fragmented ones
+    // are never held back, and data is released by an ack as well as by the timer.
+    let t2 = t1 + Duration::from_micros(1);
+    assert_eq!(seqnos(&send_ok(&mut l, t2, msgs[0].clone()).transmit), [3]);
+    let named = data_msg(K1, K2, 11, 0, 64);
+    assert_eq!(seqnos(&send_ok(&mut l, t2, named).transmit), [4]);
+    let long = data_msg(K1, K2, 0, 1, 3000);
+    assert_eq!(seqnos(&send_ok(&mut l, t2, long).transmit), [5, 6, 7]);
+    assert!(send_ok(&mut l, t2, msgs[1].clone()).transmit.is_empty());
+    assert!(send_ok(&mut l, t2, msgs[2].clone()).transmit.is_empty());
+    let out = feed(&mut l, t2, &peer_state(2, 3, 1).bytes(K2, K1), &BC_UP);
+    assert_eq!(seqnos(&out.transmit), [8]);
+    assert!(!l.is_corked());
+
+    // Off (the default): one packet per message, as the kernel sends them.
+    let mut l = up();
+    let mut out = LinkOutput::default();
+    for m in &msgs {
+        l.send(t1, m.clone(), &BC_UP, &mut out).expect("sent");
+    }
+    assert_eq!(seqnos(&out.transmit), (1..=10).collect::<Vec<_>>());
+    assert!(!l.is_corked());
+}
+
+#[test]
 fn system_backlog_overflow_resets_the_link() {
     let mut l = up();
     let mut out = LinkOutput::default();
@@ -699,7 +752,7 @@ fn garbage_never_panics() {
         Proto::activate(P, S).bytes(K2, K1),
         peer_state(2, 0, 1).bytes(K2, K1),
         data(K2, K1, 1, 0, 100),
-        crate::link::bundle::start(&data(K2, K1, 0, 0, 30), K2, K1, 0),
+        bundle::start(&data(K2, K1, 0, 0, 30), K2, K1, 0),
         crate::link::frag::fragment(&data_msg(K2, K1, 0, 0, 3000), 1428, K2, K1, 0)
             .expect("fragments")
             .remove(0),

@@ -183,7 +183,13 @@ pub(super) fn tick(l: &mut Link, bc: &BcastCtx) -> (Instant, LinkOutput) {
 /// A link from `own` to `peer` (session `session`) brought up by a crafted RESET and STATE
 /// from a peer with session `peer_session`; the opening STATE (counter 1) is consumed.
 pub(super) fn up_link(own: u32, peer: u32, session: u16, peer_session: u16) -> Link {
-    let mut l = Link::new(kcfg(own, peer, session), T0);
+    up_link_with(kcfg(own, peer, session), peer_session)
+}
+
+/// [`up_link`] with a configuration of the caller's.
+pub(super) fn up_link_with(cfg: LinkConfig, peer_session: u16) -> Link {
+    let (own, peer) = (cfg.own_addr, cfg.peer_addr);
+    let mut l = Link::new(cfg, T0);
     let out = feed(
         &mut l,
         T0,
