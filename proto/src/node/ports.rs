@@ -133,10 +133,35 @@ pub(crate) enum QueueError {
     Overload,
 }
 
+/// Hashes a port number with one multiplication (Fibonacci hashing). Every message looks its
+/// destination port up, several times on its way, and std's SipHash costs more than the rest
+/// of the lookup. Flooding is no concern: the keys are port numbers this node drew at random,
+/// and a frame from the wire can only look one up, never insert one.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PortHasher(u64);
+
+impl core::hash::Hasher for PortHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PortMap = HashMap<u32, PortState, core::hash::BuildHasherDefault<PortHasher>>;
+
 /// All local sockets.
 #[derive(Debug, Default)]
 pub(crate) struct Ports {
-    map: HashMap<u32, PortState>,
+    map: PortMap,
     /// How many of `map` are internal.
     internal: usize,
 }
