@@ -3,8 +3,11 @@
 //!
 //! The binary `utipc-bench` sets the namespaces up, runs every transport at every size on the
 //! same two pinned cores (closed-loop RTT, one-way throughput, open-loop latency), and writes a
-//! markdown table, JSON and a PNG chart. See docs/BENCHMARKS.md.
+//! markdown table, JSON and a PNG chart. `utipc-bench intra` ([`intra`]) measures the
+//! intra-node round trip between two applications through utipcd against Unix datagram
+//! sockets and kernel UDP on loopback. See docs/BENCHMARKS.md.
 
+pub mod intra;
 pub mod netns;
 pub mod png;
 pub mod report;

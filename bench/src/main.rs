@@ -4,17 +4,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use utipc_bench::intra::{self, IntraArgs};
 use utipc_bench::netns::{self, Pair};
 use utipc_bench::report::{Report, TRANSPORTS};
 use utipc_bench::run::{Config, run_transport};
 use utipc_bench::transport::Idle;
 
 /// Benchmarks utipc (TIPC over AF_XDP, AF_PACKET and UDP) against raw AF_XDP and kernel
-/// UDP/TCP between two network namespaces joined by a veth pair (needs root).
+/// UDP/TCP between two network namespaces joined by a veth pair (needs root);
+/// `utipc-bench intra` measures the intra-node round trip through utipcd instead.
 #[derive(Debug, Parser)]
-#[command(name = "utipc-bench")]
+#[command(name = "utipc-bench", args_conflicts_with_subcommands = true)]
 struct Args {
+    /// Another benchmark instead of the bearer one.
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Transports, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = TRANSPORTS.map(String::from))]
     transports: Vec<String>,
@@ -51,8 +56,26 @@ struct Args {
     out: PathBuf,
 }
 
+/// The other benchmarks.
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Intra-node round trip between two applications through utipcd, against a Unix
+    /// datagram socket pair and kernel UDP on loopback (issue 6).
+    Intra(IntraArgs),
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Mode::Intra(a)) = &args.mode {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        return match intra::main(a, command) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     for t in &args.transports {
         if !TRANSPORTS.contains(&t.as_str()) {
             eprintln!("unknown transport {t}: use {}", TRANSPORTS.join(", "));

@@ -13,8 +13,8 @@ use crate::netns::{self, Pair, VETH};
 use crate::report::{Cell, OpenLoop};
 use crate::stats::{Recorder, Throughput};
 use crate::transport::{
-    BearerKind, Client, ECHO, Idle, QUIT, RECV_BUF, RawXdpClient, SINK, Shared, TcpClient,
-    TipcClient, UdpClient, serve,
+    BearerKind, Client, ECHO, Idle, QUIT, RECV_BUF, RawXdpClient, SINK, STREAM_BURST,
+    STREAM_BURST_BYTES, Shared, TcpClient, TipcClient, UdpClient, serve,
 };
 
 /// How long a round trip may take before it counts as lost.
@@ -134,13 +134,24 @@ pub fn throughput(
     let before = counter();
     let t0 = Instant::now();
     let mut sent = 0u64;
+    // A burst ends after STREAM_BURST messages or STREAM_BURST_BYTES, whichever comes first:
+    // a duty cycle's budget, which keeps large messages from piling up megabytes per cycle.
+    let (mut burst, mut burst_bytes) = (0, 0);
     while t0.elapsed() < cfg.duration && !netns::stopped() {
-        if ep.send(&msg)? {
+        if ep.send_more(&msg)? {
             sent += 1;
+            burst += 1;
+            burst_bytes += size;
+            if burst >= STREAM_BURST || burst_bytes >= STREAM_BURST_BYTES {
+                ep.flush()?;
+                (burst, burst_bytes) = (0, 0);
+            }
         } else {
+            (burst, burst_bytes) = (0, 0);
             ep.wait(cfg.idle, Duration::from_millis(1));
         }
     }
+    ep.flush()?;
     let secs = t0.elapsed().as_secs_f64();
     let after = counter();
     // Drain: keep the client's stack running (TIPC acks and retransmissions, TCP's unsent
@@ -373,6 +384,16 @@ fn client_cells(
     Ok((cells, info))
 }
 
+/// The result of a thread that may not have started.
+fn join<T>(
+    h: io::Result<thread::ScopedJoinHandle<'_, io::Result<T>>>,
+    what: &str,
+) -> io::Result<T> {
+    h.map_err(|e| io::Error::other(format!("cannot start the {what} thread: {e}")))?
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other(format!("{what} thread panicked"))))
+}
+
 /// Runs one transport at every size: a server thread in `pair.b`, a client thread in `pair.a`.
 /// Returns the cells (with a note on every cell if the transport could not run) and a line
 /// describing the setup.
@@ -385,30 +406,33 @@ pub fn run_transport(pair: &Pair, transport: &str, cfg: &Config) -> (Vec<Cell>, 
             let shared = Arc::clone(&shared);
             let t = transport.to_owned();
             let (cpu, idle) = (cfg.server_cpu, cfg.idle);
-            s.spawn(move || {
-                let r = netns::enter(fd_b)
-                    .and_then(|()| pin(cpu))
-                    .and_then(|()| serve(&t, &shared, idle));
-                shared.mode.store(QUIT, Ordering::Relaxed);
-                r
-            })
+            // Named, so that profilers (`perf report --sort comm`) tell the two ends apart.
+            thread::Builder::new()
+                .name("utb-server".into())
+                .spawn_scoped(s, move || {
+                    let r = netns::enter(fd_b)
+                        .and_then(|()| pin(cpu))
+                        .and_then(|()| serve(&t, &shared, idle));
+                    shared.mode.store(QUIT, Ordering::Relaxed);
+                    r
+                })
         };
         let client = {
             let shared = Arc::clone(&shared);
-            s.spawn(move || {
-                let r = netns::enter(fd_a)
-                    .and_then(|()| pin(cfg.client_cpu))
-                    .and_then(|()| client_cells(transport, &shared, cfg, server_mac));
-                shared.mode.store(QUIT, Ordering::Relaxed);
-                r
-            })
+            thread::Builder::new()
+                .name("utb-client".into())
+                .spawn_scoped(s, move || {
+                    let r = netns::enter(fd_a)
+                        .and_then(|()| pin(cfg.client_cpu))
+                        .and_then(|()| client_cells(transport, &shared, cfg, server_mac));
+                    shared.mode.store(QUIT, Ordering::Relaxed);
+                    r
+                })
         };
-        let c = client
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("client thread panicked")));
-        let sv = server
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("server thread panicked")));
+        let c = join(client, "client");
+        // The client sets QUIT when it ends; if it never started, the server must still stop.
+        shared.mode.store(QUIT, Ordering::Relaxed);
+        let sv = join(server, "server");
         (c, sv)
     });
     let server_info = shared.info.lock().map(|v| v.join(", ")).unwrap_or_default();

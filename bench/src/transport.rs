@@ -32,6 +32,11 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 pub const MAX_TIPC_PAYLOAD: usize = 66_000;
 /// Receive buffer size every client hands to `recv`.
 pub const RECV_BUF: usize = 70_000;
+/// Messages per burst when streaming: the sender flushes (one kick of the AF_XDP TX ring,
+/// one duty cycle of the TIPC stack) after this many, the same for TIPC and raw AF_XDP.
+pub const STREAM_BURST: usize = 32;
+/// Bytes per burst when streaming: a burst also ends once it holds this much.
+pub const STREAM_BURST_BYTES: usize = 64 * 1024;
 
 /// What an idle loop does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +113,18 @@ pub trait Client {
     fn set_size(&mut self, _size: usize) {}
     /// Sends one message; `Ok(false)` when there is no room now (call [`Client::wait`]).
     fn send(&mut self, msg: &[u8]) -> io::Result<bool>;
+    /// Sends one message of a burst: the transport may hold it until [`Client::flush`], as a
+    /// poll-mode stack holds what one duty cycle queued and pushes it out once (the streaming
+    /// measurement flushes every [`STREAM_BURST`] messages or [`STREAM_BURST_BYTES`]).
+    /// `Ok(false)` as for `send`, with what was held flushed. Kernel sockets send at once: one
+    /// system call per message is their API.
+    fn send_more(&mut self, msg: &[u8]) -> io::Result<bool> {
+        self.send(msg)
+    }
+    /// Pushes out what [`Client::send_more`] held.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// One whole message into `buf` ([`RECV_BUF`] bytes): its length, or `None`.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
     /// Nothing to do: spin once, or sleep at most `max` until the socket is ready.
@@ -270,7 +287,10 @@ fn tipc_node(
     let id: NodeId = name
         .parse()
         .map_err(|e| io::Error::other(format!("{e:?}")))?;
-    let mut rt = NodeRuntime::new(Node::new(NodeConfig::new(id, seed)));
+    // As utipcd runs its node: messages sent in one duty cycle leave as one bundle.
+    let mut ncfg = NodeConfig::new(id, seed);
+    ncfg.bundle_bursts = true;
+    let mut rt = NodeRuntime::new(Node::new(ncfg));
     let (bearer, steering, info): (Box<dyn Bearer + Send>, _, String) = match kind {
         BearerKind::Udp => {
             let ip = local.parse().map_err(io::Error::other)?;
@@ -313,12 +333,33 @@ pub fn open_xdp() -> io::Result<(XdpBearer, XdpSteering)> {
 pub struct TipcClient {
     rt: NodeRuntime,
     port: u32,
+    /// The instant of the burst being sent with [`Client::send_more`]: one clock reading per
+    /// burst, as a duty cycle has, so that the link may bundle the burst.
+    burst_now: Option<utipc_proto::time::Instant>,
     _steering: Option<XdpSteering>,
     /// Bearer description.
     pub info: String,
 }
 
 impl TipcClient {
+    /// Hands one datagram to the node at `now`: `Ok(false)` when the link is congested.
+    fn submit(&mut self, now: utipc_proto::time::Instant, msg: &[u8]) -> io::Result<bool> {
+        let to = Addr::Service {
+            service_type: SERVICE,
+            instance: 17,
+            domain: 0,
+        };
+        match self
+            .rt
+            .node_mut()
+            .send(now, self.port, to, SendOpts::default(), msg)
+        {
+            Ok(()) => Ok(true),
+            Err(SendError::Congested) => Ok(false),
+            Err(e) => Err(io::Error::other(format!("TIPC send: {e}"))),
+        }
+    }
+
     /// Starts a node, waits (bounded) for the link and for the server's binding.
     pub fn open(kind: BearerKind, shared: &Shared) -> io::Result<Self> {
         let (mut rt, steering, info) = tipc_node("utb-client", 1, kind, A4)?;
@@ -344,6 +385,7 @@ impl TipcClient {
         Ok(Self {
             rt,
             port,
+            burst_now: None,
             _steering: steering,
             info,
         })
@@ -356,26 +398,27 @@ impl Client for TipcClient {
     }
     fn send(&mut self, msg: &[u8]) -> io::Result<bool> {
         let now = self.rt.now();
-        let to = Addr::Service {
-            service_type: SERVICE,
-            instance: 17,
-            domain: 0,
-        };
-        match self
-            .rt
-            .node_mut()
-            .send(now, self.port, to, SendOpts::default(), msg)
-        {
-            Ok(()) => {
-                self.rt.flush();
-                Ok(true)
-            }
-            Err(SendError::Congested) => {
-                self.rt.do_work();
-                Ok(false)
-            }
-            Err(e) => Err(io::Error::other(format!("TIPC send: {e}"))),
+        if self.submit(now, msg)? {
+            self.rt.flush_at(now);
+            Ok(true)
+        } else {
+            self.rt.do_work();
+            Ok(false)
         }
+    }
+    fn send_more(&mut self, msg: &[u8]) -> io::Result<bool> {
+        let now = *self.burst_now.get_or_insert_with(|| self.rt.now());
+        if self.submit(now, msg)? {
+            Ok(true)
+        } else {
+            self.flush()?;
+            Ok(false)
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.burst_now = None;
+        self.rt.do_work();
+        Ok(())
     }
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         if self.rt.node().queued(self.port) == 0 {
@@ -448,6 +491,22 @@ impl Client for RawXdpClient {
             }
             Err(e) => Err(e),
         }
+    }
+    fn send_more(&mut self, msg: &[u8]) -> io::Result<bool> {
+        match self
+            .bearer
+            .send(&Dest::Unicast(MediaAddr::Eth(self.peer)), msg)
+        {
+            Ok(()) => Ok(true),
+            Err(e) if would_block(&e) => {
+                let _ = self.bearer.flush();
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.bearer.flush()
     }
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         Ok(self.bearer.recv(buf)?.map(|(n, _)| n))
@@ -583,11 +642,12 @@ fn serve_tipc(kind: BearerKind, shared: &Shared, idle: Idle) -> io::Result<()> {
         let work = rt.do_work();
         let (mut msgs, mut bytes) = (0, 0);
         let echo = shared.mode.load(Ordering::Relaxed) == ECHO;
+        // The echoes are commands of this duty cycle: its clock reading.
+        let now = rt.cycle_now();
         while let Some(m) = rt.node_mut().recv(port) {
             msgs += 1;
             bytes += m.data.len() as u64;
             if echo {
-                let now = rt.now();
                 let to = Addr::Socket {
                     port: m.from.0,
                     node: m.from.1,
@@ -598,7 +658,7 @@ fn serve_tipc(kind: BearerKind, shared: &Shared, idle: Idle) -> io::Result<()> {
             }
         }
         if msgs > 0 {
-            rt.flush();
+            rt.flush_at(now);
             count(shared, msgs, bytes);
         } else if work == 0 && idle == Idle::Block {
             let _ = rt.poll(Duration::from_millis(10), &[]);
