@@ -1486,13 +1486,10 @@ fn lookup_scope_follows_the_lookup_domain() {
     p.listener(0, SocketKind::Seqpacket, 41);
     p.advance(ms(10));
     let scope_of_last_data = |p: &Pair, mark: usize| {
-        p.sent_by(1, mark)
-            .iter()
-            .rev()
-            .find_map(|f| {
-                let d = DataRepr::parse(&Packet::new_checked(f.as_slice()).ok()?).ok()?;
-                (d.msg_type == DataType::Named).then_some(d.lookup_scope)
-            })
+        p.sent_by(1, mark).iter().rev().find_map(|f| {
+            let d = DataRepr::parse(&Packet::new_checked(f.as_slice()).ok()?).ok()?;
+            (d.msg_type == DataType::Named).then_some(d.lookup_scope)
+        })
     };
     use crate::wire::data::scope;
     for (domain, expect) in [(0, scope::CLUSTER), (ADDRS[0], scope::NODE)] {
