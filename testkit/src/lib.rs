@@ -595,7 +595,7 @@ impl Veth {
     }
 }
 
-/// Two namespaces `<prefix><pid>-<n>-a` and `-b` joined by `veth0` (198.18.<n>.1/24 and
+/// Two namespaces `<prefix><pid>-<n>-a` and `-b` joined by `veth0` (`198.18.<n>.1/24` and
 /// .2/24), both up: the plain pair of the daemon tests, with a subnet of its own per pair.
 ///
 /// # Errors
@@ -616,7 +616,7 @@ pub fn pair(prefix: &str) -> Result<(Netns, Netns), String> {
     Ok((p.a, p.b))
 }
 
-/// `count` node namespaces on one Ethernet segment: each has `veth0` (198.18.<n>.<i+1>/24)
+/// `count` node namespaces on one Ethernet segment: each has `veth0` (`198.18.<n>.<i+1>/24`)
 /// whose peer is enslaved to bridge `br0` in a hub namespace.
 #[derive(Debug)]
 pub struct Lan {
