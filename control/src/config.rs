@@ -449,9 +449,10 @@ impl NodeArgs {
     }
 }
 
-/// The run directory of utipcd (its sockets): `$UTIPC_RUN_DIR`, else `/run/utipc`.
+/// The run directory of utipcd (its sockets): `$UTIPC_RUN_DIR`, else `/run/utipc` — the
+/// client library's rule, so daemon and applications always agree.
 pub fn run_dir() -> PathBuf {
-    std::env::var_os("UTIPC_RUN_DIR").map_or_else(|| PathBuf::from("/run/utipc"), PathBuf::from)
+    utipc_shm_api::attach_socket::run_dir()
 }
 
 /// The daemon's control socket in `dir`.
