@@ -41,7 +41,7 @@ use utipc_proto::bearer::{Dest, MediaKind};
 use utipc_proto::rand::Rng;
 use utipc_proto::wire::discovery::MediaAddr;
 
-use super::{Bearer, BearerStats, MAX_DROPS_PER_RECV, RxMeta};
+use super::{Bearer, BearerReport, BearerStats, MAX_DROPS_PER_RECV, PcapControl, RxMeta};
 
 /// The faults of one direction. Probabilities are clamped to 0..=1.
 #[derive(Debug, Clone, PartialEq)]
@@ -418,29 +418,7 @@ impl<B: Bearer> FaultInjector<B> {
 }
 
 impl<B: Bearer> Bearer for FaultInjector<B> {
-    fn media(&self) -> MediaKind {
-        self.inner.media()
-    }
-
-    fn local_addr(&self) -> MediaAddr {
-        self.inner.local_addr()
-    }
-
-    fn mtu(&self) -> u32 {
-        self.inner.mtu()
-    }
-
-    fn supports_broadcast(&self) -> bool {
-        self.inner.supports_broadcast()
-    }
-
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.inner.fd()
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.inner.raw_fd()
-    }
+    forward_bearer_identity!(inner);
 
     fn send(&mut self, dest: &Dest, frame: &[u8]) -> io::Result<()> {
         let now = Instant::now();
@@ -556,18 +534,6 @@ impl<B: Bearer> Bearer for FaultInjector<B> {
         }
     }
 
-    fn wire_dests(&self, dest: &Dest, f: &mut dyn FnMut(MediaAddr)) {
-        self.inner.wire_dests(dest, f);
-    }
-
-    fn stats(&self) -> &BearerStats {
-        self.inner.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut BearerStats {
-        self.inner.stats_mut()
-    }
-
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         let now = Instant::now();
         match self.rx.next_due() {
@@ -581,6 +547,19 @@ impl<B: Bearer> Bearer for FaultInjector<B> {
             }
             None => self.inner.wait_readable(timeout),
         }
+    }
+
+    /// The wrapped bearer's counters (the injector's own are in its [`FaultInjector`] API).
+    fn report(&self, out: &mut dyn BearerReport) {
+        self.inner.report(out);
+    }
+
+    fn pcap_tap(&self) -> Option<&dyn PcapControl> {
+        self.inner.pcap_tap()
+    }
+
+    fn pcap_tap_mut(&mut self) -> Option<&mut dyn PcapControl> {
+        self.inner.pcap_tap_mut()
     }
 }
 
@@ -701,6 +680,27 @@ mod tests {
                 ..Faults::NONE
             },
         )
+    }
+
+    /// A fault injector around a pcap tap still offers the tap (run-time capture) and the
+    /// wrapped bearer's counter groups.
+    #[test]
+    fn wrapping_a_tap_keeps_capture_and_report_reachable() {
+        let tap = super::super::pcap_tap::PcapTap::new(Mock::new([]));
+        let mut inj = FaultInjector::new(tap, FaultConfig::default());
+        assert!(inj.pcap_tap().is_some_and(|t| t.capture().is_none()));
+        assert!(inj.pcap_tap_mut().is_some());
+        struct Groups(Vec<String>);
+        impl BearerReport for Groups {
+            fn group(&mut self, name: &str) {
+                self.0.push(name.to_owned());
+            }
+            fn counter(&mut self, _: &str, _: u64) {}
+            fn text(&mut self, _: &str, _: &str) {}
+        }
+        let mut g = Groups(Vec::new());
+        inj.report(&mut g);
+        assert!(g.0.iter().any(|n| n == "pcap"), "{:?}", g.0);
     }
 
     #[test]

@@ -38,6 +38,50 @@ use std::time::Duration;
 use utipc_proto::bearer::{Dest, MediaKind};
 use utipc_proto::wire::discovery::MediaAddr;
 
+/// The [`Bearer`] methods a wrapper (fault injector, pcap tap) answers from the bearer it
+/// wraps unchanged: its identity (media, address, MTU, broadcast), its descriptors, where a
+/// destination goes on the wire, and its counters. Used inside `impl Bearer for Wrapper`;
+/// `$inner` names the wrapped bearer's field.
+macro_rules! forward_bearer_identity {
+    ($inner:ident) => {
+        fn media(&self) -> MediaKind {
+            self.$inner.media()
+        }
+
+        fn local_addr(&self) -> MediaAddr {
+            self.$inner.local_addr()
+        }
+
+        fn mtu(&self) -> u32 {
+            self.$inner.mtu()
+        }
+
+        fn supports_broadcast(&self) -> bool {
+            self.$inner.supports_broadcast()
+        }
+
+        fn fd(&self) -> BorrowedFd<'_> {
+            self.$inner.fd()
+        }
+
+        fn raw_fd(&self) -> RawFd {
+            self.$inner.raw_fd()
+        }
+
+        fn wire_dests(&self, dest: &Dest, f: &mut dyn FnMut(MediaAddr)) {
+            self.$inner.wire_dests(dest, f);
+        }
+
+        fn stats(&self) -> &BearerStats {
+            self.$inner.stats()
+        }
+
+        fn stats_mut(&mut self) -> &mut BearerStats {
+            self.$inner.stats_mut()
+        }
+    };
+}
+
 pub mod fault;
 pub mod packet;
 pub mod pcap_tap;

@@ -314,29 +314,7 @@ impl<B: Bearer> PcapControl for PcapTap<B> {
 }
 
 impl<B: Bearer> Bearer for PcapTap<B> {
-    fn media(&self) -> MediaKind {
-        self.inner.media()
-    }
-
-    fn local_addr(&self) -> MediaAddr {
-        self.inner.local_addr()
-    }
-
-    fn mtu(&self) -> u32 {
-        self.inner.mtu()
-    }
-
-    fn supports_broadcast(&self) -> bool {
-        self.inner.supports_broadcast()
-    }
-
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.inner.fd()
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.inner.raw_fd()
-    }
+    forward_bearer_identity!(inner);
 
     fn send(&mut self, dest: &Dest, frame: &[u8]) -> io::Result<()> {
         self.inner.send(dest, frame)?;
@@ -391,18 +369,6 @@ impl<B: Bearer> Bearer for PcapTap<B> {
             tap(capture, stats, &meta.src, &meta.dst, frame);
             on_frame(frame, meta);
         })
-    }
-
-    fn wire_dests(&self, dest: &Dest, f: &mut dyn FnMut(MediaAddr)) {
-        self.inner.wire_dests(dest, f);
-    }
-
-    fn stats(&self) -> &BearerStats {
-        self.inner.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut BearerStats {
-        self.inner.stats_mut()
     }
 
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
