@@ -107,54 +107,45 @@ impl Pair {
 
     /// Delivers frames until both nodes are quiet.
     fn pump(&mut self) {
-        for _ in 0..1_000_000 {
-            let mut moved = false;
-            for i in 0..2 {
-                while let Some(tx) = self.n[i].poll_transmit() {
-                    moved = true;
-                    let mut data = tx.data;
-                    self.frames.push((i, data.clone()));
-                    if (self.tamper)(i, &mut data) {
-                        self.n[1 - i].handle_frame(self.now, BearerId(0), mac(i), &data);
-                    }
-                }
-            }
-            for i in 0..2 {
-                while self.n[i].poll_event().is_some() {}
-                while let Some(e) = self.n[i].poll_socket_event() {
-                    self.events[i].push(e);
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("the nodes never fall quiet");
+        let Self {
+            n,
+            now,
+            frames,
+            events,
+            tamper,
+        } = self;
+        test_wire::pump(
+            n,
+            *now,
+            [mac(0), mac(1)],
+            frames,
+            events,
+            &mut |_, _| {},
+            tamper,
+        );
     }
 
     /// Runs both nodes' timers for `d`.
     fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        self.pump();
-        for _ in 0..10_000_000 {
-            let next = self.n.iter().filter_map(Node::poll_timeout).min();
-            match next {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    for i in 0..2 {
-                        if self.n[i].poll_timeout().is_some_and(|x| x <= self.now) {
-                            self.n[i].handle_timeout(self.now);
-                        }
-                    }
-                    self.pump();
-                }
-                _ => {
-                    self.now = end;
-                    return;
-                }
-            }
-        }
-        panic!("timers do not advance");
+        let Self {
+            n,
+            now,
+            frames,
+            events,
+            tamper,
+        } = self;
+        let end = *now + d;
+        test_wire::advance(n, now, end, |n, now| {
+            test_wire::pump(
+                n,
+                now,
+                [mac(0), mac(1)],
+                frames,
+                events,
+                &mut |_, _| {},
+                tamper,
+            );
+        });
     }
 
     fn take_events(&mut self, i: usize) -> Vec<SocketEvent> {

@@ -1347,6 +1347,8 @@ mod conn_tests;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]
+mod test_wire;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod topsrv_tests;

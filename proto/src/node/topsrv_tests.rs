@@ -121,63 +121,58 @@ impl Pair {
         *data = MessageRepr::Data(d).to_vec().expect("re-emit");
     }
 
-    /// Delivers frames until both nodes are quiet; checks that no internal port surfaces.
+    /// Delivers frames until both nodes are quiet (the shared pump also checks that no
+    /// internal port surfaces).
     fn pump(&mut self) {
-        for _ in 0..1_000_000 {
-            let mut moved = false;
-            for i in 0..2 {
-                while let Some(tx) = self.n[i].poll_transmit() {
-                    moved = true;
-                    let mut data = tx.data;
-                    if i == 1 && self.kernel_syn {
-                        Self::kernel_form(&mut data);
-                    }
-                    self.frames.push((i, data.clone()));
-                    if !self.cut {
-                        self.n[1 - i].handle_frame(self.now, BearerId(0), mac(i), &data);
-                    }
+        let (cut, kernel_syn) = (self.cut, self.kernel_syn);
+        let Self {
+            n,
+            now,
+            frames,
+            events,
+            ..
+        } = self;
+        test_wire::pump(
+            n,
+            *now,
+            [mac(0), mac(1)],
+            frames,
+            events,
+            &mut |i, data| {
+                if i == 1 && kernel_syn {
+                    Self::kernel_form(data);
                 }
-            }
-            for i in 0..2 {
-                while self.n[i].poll_event().is_some() {}
-                while let Some(e) = self.n[i].poll_socket_event() {
-                    assert!(
-                        !self.n[i].is_internal_port(e.port()),
-                        "internal port surfaced: {e:?}"
-                    );
-                    self.events[i].push(e);
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("the nodes never fall quiet");
+            },
+            &mut |_, _| !cut,
+        );
     }
 
     /// Runs both nodes' timers for `d`.
     fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        self.pump();
-        for _ in 0..10_000_000 {
-            let next = self.n.iter().filter_map(Node::poll_timeout).min();
-            match next {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    for i in 0..2 {
-                        if self.n[i].poll_timeout().is_some_and(|x| x <= self.now) {
-                            self.n[i].handle_timeout(self.now);
-                        }
+        let (cut, kernel_syn) = (self.cut, self.kernel_syn);
+        let Self {
+            n,
+            now,
+            frames,
+            events,
+            ..
+        } = self;
+        let end = *now + d;
+        test_wire::advance(n, now, end, |n, now| {
+            test_wire::pump(
+                n,
+                now,
+                [mac(0), mac(1)],
+                frames,
+                events,
+                &mut |i, data| {
+                    if i == 1 && kernel_syn {
+                        Self::kernel_form(data);
                     }
-                    self.pump();
-                }
-                _ => {
-                    self.now = end;
-                    return;
-                }
-            }
-        }
-        panic!("timers do not advance");
+                },
+                &mut |_, _| !cut,
+            );
+        });
     }
 
     /// Runs until `f` holds (checked every 10 ms), at most `max`.
