@@ -72,9 +72,6 @@ const LIVENESS_EVERY: u32 = 1 << 14;
 /// Received bytes the client reports back in one CONSUMED record (a quarter of the daemon's
 /// per-socket delivery window).
 pub(crate) const CREDIT_REPORT: u32 = 64 * 1024;
-/// Bytes a message counts against the delivery window beyond its data (so that empty
-/// messages are bounded too).
-pub(crate) const MSG_OVERHEAD: u32 = 64;
 
 /// A received message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,6 +48,10 @@ pub const MAX_FIXED: usize = 48;
 /// The largest record body.
 pub const MAX_RECORD: usize = MAX_FIXED + MAX_DATA;
 
+/// Bytes a delivered message counts against its socket's delivery window beyond its data, on
+/// both sides of the CONSUMED credit (so that empty messages are bounded too).
+pub const DELIVERY_OVERHEAD: u32 = 64;
+
 /// Record types (the ring's type field, ≥ 1).
 pub mod kind {
     /// Open a socket.

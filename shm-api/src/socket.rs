@@ -19,9 +19,9 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, MSG_OVERHEAD, Message, State};
+use crate::client::{Client, Message, State};
 use crate::error::{Error, Result};
-use crate::records::{MAX_DATA, Request, SockOpt, Status};
+use crate::records::{DELIVERY_OVERHEAD, MAX_DATA, Request, SockOpt, Status};
 use crate::types::{Addr, ErrorCode, Importance, Scope, ServiceRange, SocketAddr, SocketKind};
 
 /// The default connect timeout (the kernel's TIPC_CONN_TIMEOUT).
@@ -258,7 +258,7 @@ impl Socket {
     fn credit(&self, len: usize) {
         let bytes = u32::try_from(len)
             .unwrap_or(u32::MAX)
-            .saturating_add(MSG_OVERHEAD);
+            .saturating_add(DELIVERY_OVERHEAD);
         let r = {
             let mut st = self.client.state();
             self.client.consumed(&mut st, self.port, bytes)

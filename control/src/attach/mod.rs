@@ -894,7 +894,7 @@ impl AttachService {
             let len = u32::try_from(m.data.len()).unwrap_or(u32::MAX);
             info.outstanding = info
                 .outstanding
-                .saturating_add(len.saturating_add(utipc_shm_api_overhead()));
+                .saturating_add(len.saturating_add(records::DELIVERY_OVERHEAD));
             let n = Notice::Deliver {
                 sock: port,
                 from: SocketAddr {
@@ -931,11 +931,6 @@ impl AttachService {
             self.drop_client(t, node, now, log, "detached: utipcd is stopping");
         }
     }
-}
-
-/// Bytes each delivered message counts beyond its data (must match the client library).
-const fn utipc_shm_api_overhead() -> u32 {
-    64
 }
 
 /// Writes a notice, or queues it when the ring is full.
